@@ -1,0 +1,187 @@
+"""The seed's endpoints: chat_stream, clear_context, get_prompt, generation params, feedback, load."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from ..errors import ChatStreamError, bad_request
+from ..history.base import CONVERSATION_HEADER
+from ..resources import resource_usage
+from .schemas import FeedbackBody, GenerationParams, validation_error
+
+if TYPE_CHECKING:
+    from ..chat_stream import ChatStream
+
+SEED_API_NAMES = (
+    "chat_stream",
+    "clear_context",
+    "get_prompt",
+    "set_generation_params",
+    "get_generation_params",
+    "set_feedback",
+    "get_load",
+    "get_resource_usage",
+    "web_ui",
+)
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise bad_request("request body must be a JSON object", code="invalid_body")
+    return data
+
+
+def _conversation_id(request: Request, body: dict[str, Any] | None = None) -> str | None:
+    value = request.headers.get(CONVERSATION_HEADER) or (body or {}).get("conversation_id")
+    if value is not None and not isinstance(value, str):
+        raise bad_request("conversation_id must be a string", param="conversation_id")
+    return value
+
+
+def _web_file(name: str) -> str:
+    return resources.files("chatstream.web").joinpath(name).read_text(encoding="utf-8")
+
+
+def seed_router(chat_stream: ChatStream, names: set[str]) -> APIRouter:
+    """An APIRouter with the chosen seed endpoints bound to ``chat_stream``."""
+    router = APIRouter()
+    handler = chat_stream.request_handler
+
+    if "chat_stream" in names:
+
+        @router.post("/chat_stream", tags=["chat"], summary="Stream a chat reply (the seed's API)")
+        async def chat_stream_endpoint(request: Request) -> Response:
+            return await chat_stream.handle_chat_stream_request(request)
+
+    if "clear_context" in names:
+
+        @router.post("/clear_context", tags=["chat"])
+        async def clear_context(request: Request) -> JSONResponse:
+            body = await _json_object(request)
+            await handler.clear_context(request, _conversation_id(request, body))
+            return JSONResponse({"success": True})
+
+    if "get_prompt" in names:
+
+        @router.get("/get_prompt", tags=["chat"])
+        async def get_prompt(request: Request) -> JSONResponse:
+            prompt = await handler.get_prompt(request, _conversation_id(request))
+            if prompt is None:
+                return JSONResponse({"prompt": "", "messages": []})
+            return JSONResponse({"prompt": prompt.create_prompt(), "messages": prompt.to_messages()})
+
+    if "set_generation_params" in names:
+
+        @router.post("/set_generation_params", tags=["chat"])
+        async def set_generation_params(request: Request) -> JSONResponse:
+            body = await _json_object(request)
+            conversation_id = body.pop("conversation_id", None) or _conversation_id(request)
+            try:
+                params = GenerationParams.model_validate(body)
+            except Exception as exc:
+                raise validation_error(exc) from None
+            values = params.model_dump(exclude_none=True)
+            if not values:
+                raise bad_request("give at least one of temperature, top_k, top_p")
+            current = await handler.set_generation_params(request, values, conversation_id)
+            return JSONResponse({"success": True, "generation_params": _effective(chat_stream, current)})
+
+    if "get_generation_params" in names:
+
+        @router.get("/get_generation_params", tags=["chat"])
+        async def get_generation_params(request: Request) -> JSONResponse:
+            current = await handler.get_generation_params(request, _conversation_id(request))
+            return JSONResponse({"generation_params": _effective(chat_stream, current)})
+
+    if "set_feedback" in names:
+
+        @router.post("/set_feedback", tags=["chat"])
+        async def set_feedback(request: Request) -> JSONResponse:
+            body = await _json_object(request)
+            try:
+                feedback = FeedbackBody.model_validate(body)
+            except Exception as exc:
+                raise validation_error(exc) from None
+            await handler.set_feedback(
+                request,
+                feedback.message_id,
+                feedback.is_like,
+                feedback.form_data,
+                feedback.conversation_id or _conversation_id(request),
+            )
+            return JSONResponse({"success": True})
+
+    if "get_load" in names:
+
+        @router.get("/get_load", tags=["ops"])
+        async def get_load() -> JSONResponse:
+            return JSONResponse(chat_stream.get_load())
+
+    if "get_resource_usage" in names:
+
+        @router.get("/get_resource_usage", tags=["ops"])
+        async def get_resource_usage() -> JSONResponse:
+            return JSONResponse(resource_usage())
+
+    if "web_ui" in names:
+
+        @router.get("/", include_in_schema=False)
+        async def index() -> HTMLResponse:
+            return HTMLResponse(_web_file("index.html"))
+
+        @router.get("/chatstream.js", include_in_schema=False)
+        async def script() -> Response:
+            return Response(_web_file("chatstream.js"), media_type="text/javascript")
+
+        @router.get("/chatstream.css", include_in_schema=False)
+        async def style() -> Response:
+            return Response(_web_file("chatstream.css"), media_type="text/css")
+
+    return router
+
+
+def _effective(chat_stream: ChatStream, overrides: dict[str, Any]) -> dict[str, Any]:
+    keys = ("temperature", "top_k", "top_p")
+    return {key: overrides.get(key, chat_stream.params.get(key)) for key in keys}
+
+
+def select_names(opts: dict[str, Any]) -> set[str]:
+    """The seed's ``append_apis`` options: all, include or exclude."""
+    if opts.get("include"):
+        unknown = set(opts["include"]) - set(SEED_API_NAMES)
+        if unknown:
+            raise ValueError(f"unknown API names: {sorted(unknown)}")
+        return set(opts["include"])
+    names = set(SEED_API_NAMES)
+    if opts.get("exclude"):
+        names -= set(opts["exclude"])
+    return names
+
+
+def add_seed_routes(app: FastAPI, chat_stream: ChatStream, opts: dict[str, Any]) -> None:
+    install_error_handlers(app)
+    app.include_router(seed_router(chat_stream, select_names(opts)))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render :class:`ChatStreamError` as JSON (idempotent)."""
+    if getattr(app.state, "chatstream_error_handlers", False):
+        return
+    app.state.chatstream_error_handlers = True
+
+    async def on_chatstream_error(request: Request, exc: ChatStreamError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    app.add_exception_handler(ChatStreamError, on_chatstream_error)

@@ -1,0 +1,133 @@
+"""One settings class for the service.
+
+Every option of the seed's ``ChatStream`` constructor and every server setting lives here, so the CLI
+(`chatstream serve --option-name`), the environment (``CHATSTREAM_OPTION_NAME``), the app factory,
+Alembic's ``env.py`` and the Helm chart all map onto the same names. Tests derive the chart's env
+wiring from ``Settings.model_fields``: a field added here is a field the chart may set.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SESSION_SECRET = "chatstream-dev-secret-change-me"
+
+
+class Settings(BaseSettings):
+    """Service configuration read from ``CHATSTREAM_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="CHATSTREAM_", extra="ignore", validate_default=True)
+
+    # --- the seed's ChatStream options -------------------------------------------------------
+    model: str | None = Field(None, description="Model directory or HuggingFace hub id.")
+    tokenizer: str | None = Field(None, description="Tokenizer path or hub id (defaults to the model).")
+    device: str = Field("cpu", description='"cpu", "cuda", "cuda:N" or "mps".')
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    num_of_concurrent_executions: int = Field(2, ge=1, le=4096)
+    max_queue_size: int = Field(5, ge=0, le=100_000)
+    too_many_request_as_http_error: bool = False
+    use_mock_response: bool = False
+    mock_params: dict[str, Any] = Field(default_factory=lambda: {"type": "round"})
+    chat_prompt_clazz: str = Field(
+        "auto",
+        description="Prompt class: 'auto' (chat template when the tokenizer has one), 'chat_template', "
+        "'redpajama', 'rinna', or a dotted path 'package.module:ClassName'.",
+    )
+    max_new_tokens: int = Field(256, ge=1)
+    context_len: int = Field(1024, ge=8)
+    temperature: float = Field(1.0, ge=0.0)
+    top_k: int | None = Field(50, ge=0)
+    top_p: float | None = Field(1.0, ge=0.0, le=1.0)
+    repetition_penalty: float | None = None
+    repetition_penalty_method: Literal["multiplicative", "subtractive"] = "multiplicative"
+    add_special_tokens: bool | None = None
+    trust_remote_code: bool = False
+
+    # --- engine ------------------------------------------------------------------------------
+    kv_cache_tokens: int = Field(
+        0, ge=0, description="KV cache budget in tokens across running sequences; 0 = no limit."
+    )
+    prefill_chunk_tokens: int = Field(
+        512, ge=16, description="Token budget for prompt processing per engine step."
+    )
+    max_new_tokens_cap: int = Field(4096, ge=1, description="Upper bound on max_new_tokens from clients.")
+
+    # --- HTTP server -------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    root_path: str = ""
+    max_input_chars: int = Field(16_000, ge=1)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    drain_timeout_sec: float = Field(30.0, ge=0.0)
+    retry_after_sec: int = Field(1, ge=0)
+    log_level: str = "info"
+    log_json: bool = False
+    log_prompts: bool = False
+    web_ui: bool = True
+
+    # --- security ----------------------------------------------------------------------------
+    session_secret: str = DEFAULT_SESSION_SECRET
+    dev_mode: bool = False
+    session_cookie_name: str = "chatstream_session"
+    session_cookie_secure: bool = False
+    session_max_age_sec: int = Field(14 * 24 * 3600, ge=60)
+    api_keys: list[str] = Field(default_factory=list)
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # --- history -----------------------------------------------------------------------------
+    history: Literal["auto", "memory", "sql"] = Field(
+        "auto", description="'sql' keeps chat history in the database; 'memory' in process sessions."
+    )
+    database_url: str | None = Field(None, description="SQLAlchemy async URL; none = embedded SQLite.")
+    sqlite_path: str = "chatstream.db"
+    db_pool_size: int = Field(10, ge=1)
+    db_timeout_sec: float = Field(5.0, gt=0)
+    auto_migrate: bool = True
+
+    # --- metrics -----------------------------------------------------------------------------
+    metrics_enabled: bool = True
+    served_model_name: str | None = None
+
+    @field_validator("mock_params", mode="before")
+    @classmethod
+    def _parse_mock_params(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {"type": "round"}
+        return value
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _parse_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                return json.loads(value)
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        mock_type = self.mock_params.get("type", "round")
+        if mock_type not in ("round", "long", "echo"):
+            raise ValueError(f"mock_params.type must be round, long or echo, not {mock_type!r}")
+        if not self.use_mock_response and not self.model:
+            # Not an error here: `chatstream serve` reports it; the library may be used without it.
+            pass
+        return self
+
+    @property
+    def model_name(self) -> str:
+        """The name under which the model is served (OpenAI `model`, metrics label)."""
+        if self.served_model_name:
+            return self.served_model_name
+        if self.use_mock_response or not self.model:
+            return "chatstream-mock"
+        return self.model.rstrip("/").split("/")[-1]
+
+    @property
+    def uses_default_secret(self) -> bool:
+        return self.session_secret == DEFAULT_SESSION_SECRET

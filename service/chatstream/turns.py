@@ -1,0 +1,230 @@
+"""One admitted turn, from its reserved place in the queue to the last token and its bookkeeping.
+
+Every wire format (the seed's text stream, SSE, OpenAI chunks, the console) consumes the same
+:class:`TurnEvent` stream, so queueing, persistence, metrics and the seed's finish callback behave
+identically whatever the client speaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .engine.base import Engine, GenerationRequest
+from .engine.text import partial_suffix_len
+from .history.base import Turn
+from .prompts.base import AbstractChatPrompt
+from .scheduler import Ticket
+
+logger = logging.getLogger("chatstream")
+
+#: the seed's finish-callback messages
+SUCCESS = "success"
+DISCONNECTED_WHILE_STREAMING = "client_disconnected_while_streaming"
+DISCONNECTED_BEFORE_STREAMING = "client_disconnected_before_streaming"
+UNKNOWN_ERROR = "unknown_error_occurred"
+
+FinishCallback = Callable[[Any, str], Awaitable[None] | None]
+
+
+@dataclass
+class TurnEvent:
+    """Display text produced since the previous event, and the whole reply so far."""
+
+    delta: str
+    text: str
+    finished: bool = False
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None
+
+
+class OutputFilter:
+    """Applies the prompt class's output replacements (e.g. ``<NL>`` → newline) to a token stream.
+
+    Text that may be the start of a replacement key is held back until the next token decides it,
+    so a key split across two tokens is still replaced and never shown half-done.
+    """
+
+    def __init__(self, replacements: list[tuple[str, str]] | None) -> None:
+        self.replacements = replacements or []
+        self.keys = [old for old, _ in self.replacements]
+        self.raw = ""
+        self.shown = ""
+
+    def _render(self, raw: str) -> str:
+        for old, new in self.replacements:
+            raw = raw.replace(old, new)
+        return raw.lstrip()
+
+    def feed(self, text: str) -> str:
+        self.raw += text
+        hold = partial_suffix_len(self.raw, self.keys)
+        return self._advance(self._render(self.raw[: len(self.raw) - hold]))
+
+    def flush(self) -> str:
+        return self._advance(self._render(self.raw))
+
+    def _advance(self, display: str) -> str:
+        if not display.startswith(self.shown):
+            # A replacement changed already-shown text (should not happen with held keys): show the rest.
+            delta = display[len(self.shown) :] if len(display) > len(self.shown) else ""
+        else:
+            delta = display[len(self.shown) :]
+        self.shown = display
+        return delta
+
+
+@dataclass
+class TurnStream:
+    """An admitted turn ready to stream; iterate :meth:`events` exactly once."""
+
+    engine: Engine
+    ticket: Ticket
+    turn: Turn
+    generation_request: GenerationRequest
+    prompt: AbstractChatPrompt
+    request: Any = None
+    callback: FinishCallback | None = None
+    metrics: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    #: set by the response layer once a body byte went out (for the callback's message)
+    sent_any: bool = False
+    on_done: Callable[[TurnStream], None] | None = None
+    outcome: str | None = None
+    text: str = ""
+
+    @property
+    def message_id(self) -> str:
+        return self.turn.message_id
+
+    async def events(self) -> AsyncIterator[TurnEvent]:
+        out = OutputFilter(self.prompt.get_replacement_when_output())
+        status, reason, error = "interrupted", "cancelled", None
+        prompt_tokens = completion_tokens = 0
+        first_token_at: float | None = None
+        last_token_at: float | None = None
+        generator = None
+        try:
+            await self.ticket.wait()
+            if self.metrics is not None:
+                self.metrics.queue_wait(self.ticket.queue_wait)
+            generator = self.engine.generate(self.generation_request)
+            async for delta in generator:
+                now = time.perf_counter()
+                prompt_tokens = delta.prompt_tokens or prompt_tokens
+                completion_tokens = delta.completion_tokens or completion_tokens
+                if delta.token_ids or delta.text:
+                    if first_token_at is None:
+                        first_token_at = now
+                        if self.metrics is not None:
+                            self.metrics.first_token(now - self.ticket.created)
+                    elif self.metrics is not None and last_token_at is not None:
+                        self.metrics.inter_token(now - last_token_at)
+                    last_token_at = now
+                if delta.finished:
+                    shown = out.flush() if not delta.text else out.feed(delta.text) + out.flush()
+                    reason = delta.finish_reason or "stop"
+                    if reason == "error":
+                        status, error = "failed", delta.error or "generation failed"
+                    else:
+                        status = "complete"
+                    self.text = out.shown
+                    if shown or status == "complete":
+                        await self.turn.progress(out.shown)
+                    yield TurnEvent(shown, out.shown, True, reason, prompt_tokens, completion_tokens, error)
+                    break
+                shown = out.feed(delta.text)
+                if shown:
+                    self.text = out.shown
+                    await self.turn.progress(out.shown)
+                    yield TurnEvent(
+                        shown, out.shown, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+                    )
+            else:
+                # The engine ended without a final delta (it was stopped): treat as interrupted.
+                status, reason = "interrupted", "cancelled"
+        except (asyncio.CancelledError, GeneratorExit):
+            status, reason = "interrupted", "cancelled"
+            raise
+        except Exception as exc:  # an engine bug fails this request only
+            logger.exception("generation failed")
+            status, reason, error = "failed", "error", str(exc)
+            yield TurnEvent(
+                "", out.shown, True, "error", prompt_tokens, completion_tokens, "generation failed"
+            )
+        finally:
+            if generator is not None:
+                await _close_quietly(generator)
+            self.ticket.release()
+            self.text = out.shown
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "queue_wait_seconds": self.ticket.queue_wait,
+                "time_to_first_token_seconds": (first_token_at - self.ticket.created)
+                if first_token_at
+                else None,
+                "duration_seconds": time.perf_counter() - self.ticket.created,
+                "finish_reason": reason,
+            }
+            await _run_shielded(self._finalize(status, out.shown, usage))
+
+    async def _finalize(self, status: str, text: str, usage: dict[str, Any]) -> None:
+        if status == "complete":
+            outcome, message = "success", SUCCESS
+        elif status == "interrupted":
+            outcome = "client_disconnected"
+            message = DISCONNECTED_WHILE_STREAMING if self.sent_any else DISCONNECTED_BEFORE_STREAMING
+        else:
+            outcome, message = "error", UNKNOWN_ERROR
+        self.outcome = outcome
+        started = time.perf_counter()
+        try:
+            await self.turn.finish(status, text, usage)
+        except Exception:
+            logger.exception("could not record the end of turn %s", self.turn.message_id)
+        if self.metrics is not None:
+            self.metrics.history_write(time.perf_counter() - started)
+            self.metrics.request_finished(outcome, usage["duration_seconds"])
+        if self.callback is not None:
+            try:
+                result = self.callback(self.request, message)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                logger.exception("finish callback failed")
+        if self.on_done is not None:
+            self.on_done(self)
+
+
+async def _close_quietly(generator: Any) -> None:
+    try:
+        await asyncio.shield(generator.aclose())
+    except (asyncio.CancelledError, Exception):
+        pass
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+async def _run_shielded(coro: Awaitable[None]) -> None:
+    """Run bookkeeping to the end even when the request task is being cancelled (client gone)."""
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        pass
+
+
+async def wait_background(timeout: float) -> None:
+    """Let pending end-of-turn writes finish (used by graceful shutdown)."""
+    if _background:
+        await asyncio.wait(list(_background), timeout=timeout)
