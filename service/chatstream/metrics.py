@@ -1,0 +1,246 @@
+"""Prometheus metrics: the autoscaling signal, token counters and latency histograms.
+
+Names are a contract shared with the Helm chart, the Grafana dashboard and the alert rules. Each
+:class:`ServiceMetrics` owns its registry (several apps can live in one process, e.g. in tests).
+Gauges of live state and the token counters are read from the scheduler and engine at scrape time
+(a custom collector), so they can never drift from the truth; latencies are observed as they happen
+by the turn runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from .engine.base import EngineStats
+
+OUTCOMES = ("success", "rejected", "client_disconnected", "invalid", "error")
+
+# vLLM's layouts (see serving-anchors.md), so panels compare with production-stack dashboards.
+TTFT_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+    160.0,
+    640.0,
+)
+ITL_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.025,
+    0.03,
+    0.04,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+REQUEST_BUCKETS = (
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    0.8,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    5.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    40.0,
+    50.0,
+    60.0,
+    120.0,
+    240.0,
+    480.0,
+    960.0,
+    1920.0,
+)
+QUEUE_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+)
+WRITE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class _LiveStateCollector(Collector):
+    """Queue depth, running and token counters, read at scrape time."""
+
+    def __init__(
+        self,
+        model: str,
+        max_concurrency: int,
+        max_queue_size: int,
+        load_fn: Callable[[], tuple[int, int]],
+        engine_stats_fn: Callable[[], EngineStats],
+        info: dict[str, str],
+    ) -> None:
+        self.model = model
+        self.max_concurrency = max_concurrency
+        self.max_queue_size = max_queue_size
+        self.load_fn = load_fn
+        self.engine_stats_fn = engine_stats_fn
+        self.info = info
+
+    def collect(self) -> Iterable[Metric]:
+        running, waiting = self.load_fn()
+        stats = self.engine_stats_fn()
+        labels = ["model"]
+
+        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+            family = GaugeMetricFamily(name, doc, labels=labels)
+            family.add_metric([self.model], value)
+            return family
+
+        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+            family = CounterMetricFamily(name, doc, labels=labels)
+            family.add_metric([self.model], value)
+            return family
+
+        yield gauge("chatstream_queue_depth", "Requests admitted and waiting to start generating.", waiting)
+        yield gauge("chatstream_requests_running", "Requests generating now.", running)
+        yield gauge("chatstream_max_concurrency", "Most requests generating together.", self.max_concurrency)
+        yield gauge("chatstream_max_queue_size", "Most requests waiting.", self.max_queue_size)
+        yield gauge(
+            "chatstream_engine_step_seconds", "Duration of the last engine step.", stats.last_step_seconds
+        )
+        yield gauge(
+            "chatstream_kv_cache_tokens_used",
+            "KV cache tokens reserved by running sequences.",
+            stats.kv_cache_tokens_used,
+        )
+        yield counter("chatstream_generated_tokens", "Tokens generated.", stats.generated_tokens_total)
+        yield counter("chatstream_prompt_tokens", "Prompt tokens processed.", stats.prompt_tokens_total)
+        yield counter("chatstream_engine_steps", "Engine steps run.", stats.steps_total)
+        info = InfoMetricFamily("chatstream_model", "Served model, device, dtype and version.")
+        info.add_metric([], self.info)
+        yield info
+
+
+class ServiceMetrics:
+    """The service's metrics; see module docstring for the naming contract."""
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        engine_info: dict[str, str],
+        max_concurrency: int,
+        max_queue_size: int,
+        load_fn: Callable[[], tuple[int, int]],
+        engine_stats_fn: Callable[[], EngineStats],
+        version: str,
+    ) -> None:
+        self.registry = CollectorRegistry()
+        self.model = model_name
+        info = {
+            "model": model_name,
+            "device": str(engine_info.get("device", "none")),
+            "dtype": str(engine_info.get("dtype", "none")),
+            "engine": str(engine_info.get("engine", "unknown")),
+            "version": version,
+        }
+        self.registry.register(
+            _LiveStateCollector(model_name, max_concurrency, max_queue_size, load_fn, engine_stats_fn, info)
+        )
+        self._requests = Counter(
+            "chatstream_requests",
+            "Finished chat requests by outcome.",
+            ["model", "outcome"],
+            registry=self.registry,
+        )
+        for outcome in OUTCOMES:
+            self._requests.labels(model_name, outcome)
+
+        def histogram(name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
+            return Histogram(name, doc, ["model"], buckets=buckets, registry=self.registry).labels(model_name)
+
+        self._ttft = histogram(
+            "chatstream_time_to_first_token_seconds", "Arrival to first token.", TTFT_BUCKETS
+        )
+        self._itl = histogram("chatstream_inter_token_latency_seconds", "Gap between tokens.", ITL_BUCKETS)
+        self._duration = histogram(
+            "chatstream_request_duration_seconds", "Arrival to end of an admitted request.", REQUEST_BUCKETS
+        )
+        self._queue = histogram(
+            "chatstream_queue_wait_seconds", "Arrival to start of generation.", QUEUE_BUCKETS
+        )
+        self._history = histogram(
+            "chatstream_history_write_seconds", "Time to record the end of a turn.", WRITE_BUCKETS
+        )
+
+    def request_finished(self, outcome: str, duration_s: float | None = None) -> None:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}")
+        self._requests.labels(self.model, outcome).inc()
+        if duration_s is not None:
+            self._duration.observe(duration_s)
+
+    def queue_wait(self, seconds: float) -> None:
+        self._queue.observe(seconds)
+
+    def first_token(self, seconds: float) -> None:
+        self._ttft.observe(seconds)
+
+    def inter_token(self, seconds: float) -> None:
+        self._itl.observe(seconds)
+
+    def history_write(self, seconds: float) -> None:
+        self._history.observe(seconds)
+
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
