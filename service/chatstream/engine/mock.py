@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .base import Engine, EngineStats, GenerationRequest, TokenDelta
+from .text import find_stop
 
 ROUND_REPLIES = [
     "Hello! I am a mock model. I answer instantly so you can try the service without a GPU.",
@@ -80,7 +81,9 @@ class MockEngine(Engine):
         return len(split_mock_tokens(text)) if text else 0
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
-        pieces = split_mock_tokens(self.reply_for(request))
+        reply = self.reply_for(request)
+        cut = find_stop(reply, request.params.stop)  # honour stop strings like a real engine
+        pieces = split_mock_tokens(reply if cut == -1 else reply[:cut])
         limit = request.params.max_new_tokens
         prompt_tokens = self.count_tokens(request.prompt)
         self._stats.running += 1

@@ -1,0 +1,392 @@
+"""OpenAI-compatible ``/v1/chat/completions`` and ``/v1/models`` on the same queue, engine and history.
+
+Every answer, errors included, is in OpenAI's shapes so the official SDKs, LangChain and Open WebUI
+work unchanged: errors are ``{"error": {"message", "type", "param", "code"}}``; overload is always a
+429 with ``Retry-After`` (the SDKs retry it), whatever the seed's ``too_many_request_as_http_error``
+says, because OpenAI clients never look for a 200-with-error body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
+
+from ..errors import ChatStreamError, bad_request
+from ..history.base import CONVERSATION_HEADER, TurnInput
+from ..scheduler import QueueFullError
+from .openai_schemas import (
+    SUPPORTED_ROLES,
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatMessage,
+    Choice,
+    ChunkChoice,
+    Delta,
+    ErrorBody,
+    ErrorDetail,
+    ModelCard,
+    ModelList,
+    Usage,
+)
+from .streaming import DisconnectAwareStreamingResponse
+
+if TYPE_CHECKING:
+    from ..chat_stream import ChatStream
+    from ..settings import Settings
+    from ..turns import TurnEvent, TurnStream
+
+#: seconds without an event after which an SSE comment keeps proxies from closing the stream
+KEEPALIVE_SEC = 15.0
+
+_ERROR_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
+
+
+def openai_error(
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """An error in OpenAI's format; 4xx are ``invalid_request_error`` unless more specific."""
+    kind = _ERROR_TYPES.get(status) or ("server_error" if status >= 500 else "invalid_request_error")
+    body = ErrorBody(error=ErrorDetail(message=message, type=kind, param=param, code=code))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def _from_chatstream_error(error: ChatStreamError) -> JSONResponse:
+    return openai_error(
+        error.status, error.message, code=error.code, param=error.param, headers=error.headers
+    )
+
+
+def _count(chat_stream: ChatStream, outcome: str) -> None:
+    """Rejected and invalid requests count in the same metric as the seed's routes."""
+    if chat_stream.metrics is not None:
+        chat_stream.metrics.request_finished(outcome, None)
+
+
+def _validation_error(exc: Exception) -> ChatStreamError:
+    errors = getattr(exc, "errors", None)
+    first = errors()[0] if callable(errors) and errors() else {}
+    param = ".".join(str(part) for part in first.get("loc", ())) or None
+    message = f"{param}: {first.get('msg', 'invalid value')}" if param else str(exc)
+    return bad_request(message, param=param)
+
+
+def parse_request(raw: bytes) -> ChatCompletionRequest:
+    """Decode and validate the body, refusing what we would otherwise silently get wrong."""
+    if not raw:
+        raise bad_request("request body is empty; send a JSON chat completion request", code="invalid_json")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise bad_request("request body must be a JSON object", code="invalid_body")
+    try:
+        body = ChatCompletionRequest.model_validate(data)
+    except Exception as exc:
+        raise _validation_error(exc) from None
+    if body.n is not None and body.n > 1:
+        raise bad_request("only n=1 is supported", param="n", code="unsupported_parameter")
+    for name in ("tools", "functions"):
+        if getattr(body, name):
+            raise bad_request(
+                f"{name} are not supported by this server", param=name, code="unsupported_parameter"
+            )
+    for name in ("tool_choice", "function_call"):
+        value = getattr(body, name)
+        if value is not None and value != "none":
+            raise bad_request(
+                f"{name} is not supported by this server", param=name, code="unsupported_parameter"
+            )
+    if body.logprobs or body.top_logprobs:
+        raise bad_request("logprobs are not supported", param="logprobs", code="unsupported_parameter")
+    if body.response_format and body.response_format.get("type", "text") != "text":
+        raise bad_request(
+            "only response_format type 'text' is supported",
+            param="response_format",
+            code="unsupported_parameter",
+        )
+    return body
+
+
+def message_text(message: ChatMessage, index: int) -> str:
+    """A message's content as one string: text parts are joined; other part types are refused."""
+    content = message.content
+    if content is None:
+        raise bad_request(f"messages.{index}.content is required", param=f"messages.{index}.content")
+    if isinstance(content, str):
+        return content
+    texts = []
+    for part in content:
+        if part.type != "text" or part.text is None:
+            raise bad_request(
+                f"messages.{index}.content: only text parts are supported (got {part.type!r})",
+                param=f"messages.{index}.content",
+            )
+        texts.append(part.text)
+    return "".join(texts)
+
+
+def to_turn_messages(body: ChatCompletionRequest, max_chars: int) -> list[dict[str, str]]:
+    """Validated ``[{"role", "content"}]`` ending in a user message."""
+    messages = []
+    for index, message in enumerate(body.messages):
+        if message.role not in SUPPORTED_ROLES:
+            raise bad_request(
+                f"messages.{index}.role {message.role!r} is not supported "
+                f"(use one of {', '.join(SUPPORTED_ROLES)})",
+                param=f"messages.{index}.role",
+            )
+        text = message_text(message, index)
+        if len(text) > max_chars:
+            raise bad_request(
+                f"messages.{index}.content is longer than {max_chars} characters",
+                param=f"messages.{index}.content",
+                code="input_too_long",
+            )
+        messages.append({"role": message.role, "content": text})
+    if messages[-1]["role"] != "user":
+        raise bad_request("the last message must have role 'user'", param="messages")
+    return messages
+
+
+def _overrides(chat_stream: ChatStream, body: ChatCompletionRequest) -> dict[str, Any]:
+    """OpenAI sampling fields onto the engine's: same temperature scale (0 = greedy), capped length."""
+    limit = body.max_completion_tokens or body.max_tokens
+    return {
+        "temperature": body.temperature,
+        "top_p": body.top_p,
+        "seed": body.seed,
+        "max_new_tokens": min(limit, chat_stream.max_new_tokens_cap) if limit else None,
+    }
+
+
+def _usage(event: TurnEvent) -> Usage:
+    return Usage(
+        prompt_tokens=event.prompt_tokens,
+        completion_tokens=event.completion_tokens,
+        total_tokens=event.prompt_tokens + event.completion_tokens,
+    )
+
+
+def _finish_reason(reason: str | None) -> str:
+    return "length" if reason == "length" else "stop"
+
+
+def _sse(data: str) -> str:
+    return f"data: {data}\n\n"
+
+
+async def _with_keepalive(events: AsyncIterator[TurnEvent]) -> AsyncIterator[TurnEvent | None]:
+    """Yield events, and ``None`` whenever ``KEEPALIVE_SEC`` pass without one (e.g. while queued)."""
+    pending: asyncio.Future[TurnEvent] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(events))
+            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_SEC)
+            if not done:
+                yield None
+                continue
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                return
+            pending = None
+            yield event
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            try:
+                await pending
+            except (asyncio.CancelledError, StopAsyncIteration, Exception):
+                pass
+        await events.aclose()
+
+
+async def stream_chunks(
+    stream: TurnStream, completion_id: str, model: str, include_usage: bool
+) -> AsyncIterator[str]:
+    """The SSE body: role chunk, content chunks, a finish chunk, the usage chunk, ``[DONE]``."""
+    created = int(time.time())
+
+    def dump(delta: Delta, finish_reason: str | None = None) -> str:
+        payload = ChatCompletionChunk(
+            id=completion_id,
+            created=created,
+            model=model,
+            choices=[ChunkChoice(delta=delta, finish_reason=finish_reason)],
+        ).model_dump()
+        # OpenAI sends only the keys a delta has ({} in the finish chunk), and usage only on request
+        payload["choices"][0]["delta"] = delta.model_dump(exclude_none=True)
+        if not include_usage:
+            payload.pop("usage")
+        return _sse(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+
+    yield dump(Delta(role="assistant", content=""))
+    async for event in _with_keepalive(stream.events()):
+        if event is None:
+            yield ": keep-alive\n\n"
+            continue
+        if event.delta:
+            stream.sent_any = True
+            yield dump(Delta(content=event.delta))
+        if not event.finished:
+            continue
+        if event.error:
+            error = ErrorDetail(message=event.error, type="server_error", code="generation_failed")
+            yield _sse(json.dumps({"error": error.model_dump()}))
+            break
+        yield dump(Delta(), _finish_reason(event.finish_reason))
+        if include_usage:
+            usage_chunk = ChatCompletionChunk(
+                id=completion_id, created=created, model=model, choices=[], usage=_usage(event)
+            )
+            yield _sse(usage_chunk.model_dump_json())
+    yield _sse("[DONE]")
+
+
+async def _wait_disconnect(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def complete(stream: TurnStream, request: Request) -> TurnEvent | None:
+    """Run the turn to its end; ``None`` when the client left first (generation is then cancelled).
+
+    Starlette does not cancel a non-streaming handler whose client disconnects, so we watch
+    ``receive()`` ourselves and cancel the generation, giving the slot back at once.
+    """
+
+    async def run() -> TurnEvent | None:
+        last = None
+        async for event in stream.events():
+            if event.delta:
+                stream.sent_any = True
+            last = event
+        return last
+
+    worker = asyncio.ensure_future(run())
+    watcher = asyncio.ensure_future(_wait_disconnect(request))
+    try:
+        await asyncio.wait({worker, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (worker, watcher):
+            if not task.done():
+                task.cancel()
+        for task in (worker, watcher):
+            try:
+                await task
+            except (asyncio.CancelledError, ClientDisconnect, OSError):
+                pass
+    if worker.cancelled():
+        return None
+    return worker.result()
+
+
+def openai_router(chat_stream: ChatStream, settings: Settings | None = None) -> APIRouter:
+    """``/v1/chat/completions`` and ``/v1/models`` bound to ``chat_stream``."""
+    router = APIRouter(prefix="/v1", tags=["openai"])
+    started = int(time.time())
+
+    def model_card() -> ModelCard:
+        return ModelCard(id=chat_stream.engine.model_name, created=started)
+
+    @router.get("/models", summary="List the served model (OpenAI format)")
+    async def list_models() -> JSONResponse:
+        return JSONResponse(ModelList(data=[model_card()]).model_dump())
+
+    @router.get("/models/{model_id:path}", summary="Describe the served model (OpenAI format)")
+    async def get_model(model_id: str) -> JSONResponse:
+        if model_id != chat_stream.engine.model_name:
+            return openai_error(404, f"model {model_id!r} is not served here", code="model_not_found")
+        return JSONResponse(model_card().model_dump())
+
+    @router.post("/chat/completions", summary="Chat completion, streamed (SSE) or not (OpenAI format)")
+    async def chat_completions(request: Request) -> Response:
+        model = chat_stream.engine.model_name
+        try:
+            body = parse_request(await request.body())
+            if body.model != model:
+                raise bad_request(
+                    f"model {body.model!r} is not served here; this server serves {model!r}",
+                    param="model",
+                    code="model_not_found",
+                )
+            messages = to_turn_messages(body, chat_stream.max_input_chars)
+            conversation_id = request.headers.get(CONVERSATION_HEADER) or None
+            turn_input = TurnInput(
+                user_input=messages[-1]["content"],
+                conversation_id=conversation_id,
+                messages=messages,
+                persist=conversation_id is not None,
+            )
+            stream = await chat_stream.open_turn(
+                request, turn_input, overrides=_overrides(chat_stream, body), stop=body.stop_list()
+            )
+        except QueueFullError:
+            _count(chat_stream, "rejected")
+            return openai_error(
+                429,
+                "the server is busy: all generation slots and queue places are taken; retry later",
+                code="too_many_requests",
+                headers={"Retry-After": str(chat_stream.retry_after_sec)},
+            )
+        except ChatStreamError as error:
+            if 400 <= error.status < 500:
+                _count(chat_stream, "invalid")
+            return _from_chatstream_error(error)
+        except ClientDisconnect:
+            return Response(status_code=499)
+
+        completion_id = "chatcmpl-" + uuid.uuid4().hex
+        headers = dict(stream.headers)
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            return DisconnectAwareStreamingResponse(
+                stream_chunks(stream, completion_id, model, include_usage),
+                headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                media_type="text/event-stream",
+            )
+
+        event = await complete(stream, request)
+        if event is None:
+            return Response(status_code=499)
+        if event.error or not event.finished:
+            return openai_error(500, event.error or "generation did not finish", code="generation_failed")
+        result = ChatCompletion(
+            id=completion_id,
+            created=int(time.time()),
+            model=model,
+            choices=[
+                Choice(
+                    message=AssistantMessage(content=event.text),
+                    finish_reason=_finish_reason(event.finish_reason),
+                )
+            ],
+            usage=_usage(event),
+        )
+        return JSONResponse(result.model_dump(), headers=headers)
+
+    return router
