@@ -9,10 +9,10 @@ wiring from ``Settings.model_fields``: a field added here is a field the chart m
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SESSION_SECRET = "chatstream-dev-secret-change-me"
 
@@ -75,8 +75,8 @@ class Settings(BaseSettings):
     session_cookie_name: str = "chatstream_session"
     session_cookie_secure: bool = False
     session_max_age_sec: int = Field(14 * 24 * 3600, ge=60)
-    api_keys: list[str] = Field(default_factory=list)
-    cors_origins: list[str] = Field(default_factory=list)
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # --- history -----------------------------------------------------------------------------
     history: Literal["auto", "memory", "sql"] = Field(

@@ -7,13 +7,13 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ..errors import ChatStreamError, bad_request, not_found
+from ..errors import bad_request, not_found
 from ..prompts.base import AbstractChatPrompt
 from .base import RequestHandler, Turn, TurnInput, get_session_dict, save_session
 
 SESSION_REQUIRED = (
-    "Session is not available: add chatstream's SessionMiddleware (or fastsession's "
-    "FastSessionMiddleware) to the app to keep multi-turn conversations."
+    "No session middleware: every request is a new single-turn chat. Add chatstream's "
+    "SessionMiddleware (or fastsession's FastSessionMiddleware) to keep multi-turn conversations."
 )
 
 
@@ -43,13 +43,16 @@ class SimpleSessionRequestHandler(RequestHandler):
 
     def __init__(self, session_attr_name: str = "session") -> None:
         self.session_attr = session_attr_name
+        self._warned = False
 
     def _session(self, request: Request, required: bool = True) -> dict[str, Any] | None:
+        """The session dict; without a session middleware, a throwaway dict (single-turn chat)."""
         manager = getattr(request.state, self.session_attr, None)
         if manager is None:
-            if required:
-                raise ChatStreamError(500, "session_unavailable", SESSION_REQUIRED)
-            return None
+            if not self._warned:
+                self._warned = True
+                self.logger.warning(SESSION_REQUIRED)
+            return {} if required else None
         return manager.get_session()
 
     def _prompt(self, session: dict[str, Any], create: bool) -> AbstractChatPrompt | None:
