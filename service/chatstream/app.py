@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import secrets
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -30,6 +31,7 @@ from .prompts import (
     ChatPromptTogetherRedPajamaINCITEChat,
     ChatTemplatePrompt,
 )
+from .security import add_security_middlewares
 from .session import SessionMiddleware
 from .settings import Settings
 
@@ -157,14 +159,27 @@ def create_app(settings: Settings | None = None, chat_stream: ChatStream | None 
 
     app.add_middleware(
         SessionMiddleware,
-        secret_key=settings.session_secret,
+        secret_key=session_secret(settings),
         cookie_name=settings.session_cookie_name,
         max_age=settings.session_max_age_sec,
         secure=settings.session_cookie_secure,
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    add_security_middlewares(app, settings)  # API keys inside CORS: preflights and 401s get CORS headers
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def session_secret(settings: Settings) -> str:
+    """The configured secret, or a random per-process one in place of the public built-in default.
+
+    Sessions live in process memory, so a per-process secret loses nothing, and no cookie is ever
+    signed with a string that is printed in the source code.
+    """
+    if not settings.uses_default_secret:
+        return settings.session_secret
+    logger.warning("no CHATSTREAM_SESSION_SECRET: signing session cookies with a random per-process key")
+    return secrets.token_urlsafe(32)
 
 
 def _include_optional_routers(app: FastAPI, chat_stream: ChatStream, settings: Settings) -> None:
@@ -186,7 +201,9 @@ def _install_http_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse({"error": code, "detail": exc.detail}, status_code=exc.status_code)
+        return JSONResponse(
+            {"error": code, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
 
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}

@@ -29,7 +29,11 @@ class DrainingServer(uvicorn.Server):
         self.app_ref: Any = None
 
     def handle_exit(self, sig: int, frame: Any) -> None:
-        if self._draining or self.app_ref is None:
+        if self._draining:
+            # A second signal: stop now (uvicorn's own handler would wait for the streams again).
+            self.force_exit = self.should_exit = True
+            return
+        if self.app_ref is None:
             super().handle_exit(sig, frame)
             return
         self._draining = True
@@ -43,6 +47,9 @@ class DrainingServer(uvicorn.Server):
     async def _drain_then_exit(self, scheduler: Any, sig: int, frame: Any) -> None:
         drained = await scheduler.wait_idle(self.drain_timeout)
         logger.info("drain %s; stopping", "complete" if drained else "timed out")
+        if not drained:
+            # The streams had their drain time: cut them now rather than wait that long again.
+            self.config.timeout_graceful_shutdown = 1
         self.should_exit = True
 
 

@@ -110,6 +110,7 @@ class TurnStream:
         first_token_at: float | None = None
         last_token_at: float | None = None
         generator = None
+        ended = False  # the final event was produced: a consumer leaving after it changes nothing
         try:
             await self.ticket.wait()
             if self.metrics is not None:
@@ -137,6 +138,7 @@ class TurnStream:
                     self.text = out.shown
                     if shown or status == "complete":
                         await self.turn.progress(out.shown)
+                    ended = True
                     yield TurnEvent(shown, out.shown, True, reason, prompt_tokens, completion_tokens, error)
                     break
                 shown = out.feed(delta.text)
@@ -150,7 +152,8 @@ class TurnStream:
                 # The engine ended without a final delta (it was stopped): treat as interrupted.
                 status, reason = "interrupted", "cancelled"
         except (asyncio.CancelledError, GeneratorExit):
-            status, reason = "interrupted", "cancelled"
+            if not ended:
+                status, reason = "interrupted", "cancelled"
             raise
         except Exception as exc:  # an engine bug fails this request only
             logger.exception("generation failed")
