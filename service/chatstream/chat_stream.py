@@ -274,13 +274,17 @@ class ChatStream:
             raise unavailable(
                 "server is shutting down; retry on another replica", code="shutting_down"
             ) from None
+        turn = None
         try:
             turn = await self.request_handler.begin_turn(request, turn_input)
             merged = {**turn.generation_params, **(overrides or {})}
             params = self.sampling_params(merged)
             generation_request = self.build_generation_request(turn.chat_prompt, params, stop)
+            turn.used_params = _used_params(params)
         except BaseException:
             ticket.release()
+            if turn is not None:
+                await turn.discard()
             raise
         headers = {MESSAGE_ID_HEADER: turn.message_id, **turn.response_headers}
         if turn.conversation_id:
@@ -364,6 +368,7 @@ class ChatStream:
             headers={**stream.headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             media_type="text/event-stream" if sse else "text/plain",
             on_first_chunk=lambda: setattr(stream, "sent_any", True),
+            on_close=stream.abandon,
         )
 
     handle_starlette_request = handle_chat_stream_request
@@ -415,6 +420,14 @@ def _make_engine(
         prefill_chunk_tokens=prefill_chunk_tokens,
         model_name=str(name).rstrip("/").split("/")[-1],
     )
+
+
+def _used_params(params: SamplingParams) -> dict[str, Any]:
+    """What is worth keeping with a message to explain it later (sampling knobs, limits, seed)."""
+    keep = ("temperature", "top_k", "top_p", "repetition_penalty", "repetition_penalty_method")
+    used = {name: getattr(params, name) for name in keep}
+    used.update(max_new_tokens=params.max_new_tokens, seed=params.seed, stop=list(params.stop))
+    return used
 
 
 async def _text_chunks(stream: TurnStream) -> AsyncIterator[str]:

@@ -139,7 +139,9 @@ class SessionMiddleware:
         data = self.store.load(session_id) if session_id else None
         is_new = data is None
         if is_new:
-            session_id = secrets.token_urlsafe(24)
+            # A validly signed id this process has no data for (a restart, another replica) keeps its
+            # name: the SQL history finds the session's conversations by it.
+            session_id = session_id or secrets.token_urlsafe(24)
             data = {}
         session = Session(self.store, session_id, data, is_new)
         scope.setdefault("state", {})["session"] = session

@@ -87,6 +87,15 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(10, ge=1)
     db_timeout_sec: float = Field(5.0, gt=0)
     auto_migrate: bool = True
+    turn_lease_sec: float = Field(
+        10.0,
+        gt=0,
+        description="How long a running turn's claim on its conversation lasts without renewal: after a "
+        "pod dies, its conversations accept new turns again within this time.",
+    )
+    history_write_interval_sec: float = Field(
+        1.0, gt=0, description="How often partial replies are written to the store (and leases renewed)."
+    )
 
     # --- metrics -----------------------------------------------------------------------------
     metrics_enabled: bool = True
@@ -114,6 +123,8 @@ class Settings(BaseSettings):
         mock_type = self.mock_params.get("type", "round")
         if mock_type not in ("round", "long", "echo"):
             raise ValueError(f"mock_params.type must be round, long or echo, not {mock_type!r}")
+        if self.turn_lease_sec < 2 * self.history_write_interval_sec:
+            raise ValueError("turn_lease_sec must be at least twice history_write_interval_sec")
         if not self.use_mock_response and not self.model:
             # Not an error here: `chatstream serve` reports it; the library may be used without it.
             pass

@@ -98,12 +98,33 @@ class TurnStream:
     on_done: Callable[[TurnStream], None] | None = None
     outcome: str | None = None
     text: str = ""
+    started: bool = False
+
+    async def abandon(self) -> None:
+        """The response ended before :meth:`events` ever ran (the client left at once): give the place
+        back and record the turn as interrupted, exactly as a disconnect during the stream would."""
+        if self.started:
+            return
+        self.started = True
+        self.ticket.release()
+        usage = {
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "queue_wait_seconds": None,
+            "time_to_first_token_seconds": None,
+            "duration_seconds": time.perf_counter() - self.ticket.created,
+            "finish_reason": "cancelled",
+        }
+        await _run_shielded(self._finalize("interrupted", "", usage))
 
     @property
     def message_id(self) -> str:
         return self.turn.message_id
 
     async def events(self) -> AsyncIterator[TurnEvent]:
+        if self.started:
+            raise RuntimeError("a turn's events can be iterated only once")
+        self.started = True
         out = OutputFilter(self.prompt.get_replacement_when_output())
         status, reason, error = "interrupted", "cancelled", None
         prompt_tokens = completion_tokens = 0

@@ -335,7 +335,7 @@ def openai_router(chat_stream: ChatStream, settings: Settings | None = None) -> 
                     code="model_not_found",
                 )
             messages = to_turn_messages(body, chat_stream.max_input_chars)
-            conversation_id = request.headers.get(CONVERSATION_HEADER) or None
+            conversation_id = request.headers.get(CONVERSATION_HEADER) or body.conversation_id or None
             turn_input = TurnInput(
                 user_input=messages[-1]["content"],
                 conversation_id=conversation_id,
@@ -368,6 +368,7 @@ def openai_router(chat_stream: ChatStream, settings: Settings | None = None) -> 
                 stream_chunks(stream, completion_id, model, include_usage),
                 headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 media_type="text/event-stream",
+                on_close=stream.abandon,
             )
 
         event = await complete(stream, request)

@@ -63,6 +63,8 @@ class ChatCompletionRequest(BaseModel):
     tool_choice: Any = None
     functions: list[Any] | None = None
     function_call: Any = None
+    #: chatstream extension (also ``X-ChatStream-Conversation-Id``): store the turn in this conversation
+    conversation_id: str | None = Field(None, max_length=64)
 
     @field_validator("stop")
     @classmethod

@@ -10,7 +10,7 @@ engine slot back before the next step.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.background import BackgroundTask
 from starlette.responses import Response
@@ -27,6 +27,7 @@ class DisconnectAwareStreamingResponse(Response):
         headers: dict[str, str] | None = None,
         media_type: str | None = None,
         on_first_chunk: Callable[[], None] | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
         background: BackgroundTask | None = None,
     ) -> None:
         self.body_iterator = body_iterator
@@ -34,6 +35,7 @@ class DisconnectAwareStreamingResponse(Response):
         self.media_type = media_type
         self.background = background
         self.on_first_chunk = on_first_chunk
+        self.on_close = on_close
         self.init_headers(headers)
 
     async def _stream(self, send: Send) -> None:
@@ -73,5 +75,8 @@ class DisconnectAwareStreamingResponse(Response):
                         raise
             if self.body_iterator is not None and hasattr(self.body_iterator, "aclose"):
                 await self.body_iterator.aclose()
+            if self.on_close is not None:
+                # A body iterator closed before it started runs none of its code: let the owner clean up.
+                await self.on_close()
         if self.background is not None:
             await self.background()

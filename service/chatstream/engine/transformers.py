@@ -1,19 +1,24 @@
-"""Generation with a HuggingFace causal LM in a worker thread that owns the model.
+"""Continuous batching for a HuggingFace causal LM, in a worker thread that owns the model.
 
-The model never runs on the asyncio thread: a single worker thread steps every running sequence in
-turn (one token each per round, so all streams advance together) and hands deltas back to the event
-loop with ``call_soon_threadsafe``. Each sequence keeps its own KV cache; a cancelled sequence is
-dropped before the next round. Batched decoding (one forward pass for all sequences) is the job of
-the continuous-batching engine that replaces this loop behind the same interface.
+Every engine step runs ONE forward pass for all running sequences. The batch is left-padded: row
+``i`` holds ``pad[i]`` unused columns and then its tokens, so every row's next token lands in the
+same cache column and one in-place write per layer extends the whole batch. New requests are
+prefilled as a group (left-padded among themselves, in chunks of at most ``prefill_chunk_tokens``
+tokens while other streams are decoding) and join the batch at a step boundary; finished or
+cancelled rows leave before the next step and the shared padding is trimmed. Written by hand because
+transformers' own continuous batching (``generate_batch``) is a blocking batch API, not a streaming
+server loop with per-request cancellation and sampling.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,33 +27,159 @@ import torch
 
 from .base import Engine, EngineStats, GenerationRequest, TokenDelta
 from .detokenize import IncrementalDetokenizer
-from .sampling import choose_token
+from .sampling import choose_token, choose_tokens
 from .text import find_stop, partial_suffix_len
 
 logger = logging.getLogger("chatstream.engine")
 
+#: prompt tokens per forward when nothing else is decoding (only memory limits the chunk then)
+IDLE_PREFILL_TOKENS = 8192
 
-@dataclass
+
+@dataclass(eq=False)
 class _Sequence:
     request: GenerationRequest
     loop: asyncio.AbstractEventLoop
     out: asyncio.Queue
     prompt_ids: list[int] = field(default_factory=list)
     generated: list[int] = field(default_factory=list)
-    past: Any = None
-    next_input: list[int] = field(default_factory=list)
-    position: int = 0
+    reserved: int = 0
     text: str = ""
     emitted: int = 0
     generator: torch.Generator | None = None
+    seen: torch.Tensor | None = None
     detok: IncrementalDetokenizer | None = None
     cancelled: bool = False
+    solo: bool = False
+    started: float = 0.0
 
-    def send(self, delta: TokenDelta) -> None:
-        self.loop.call_soon_threadsafe(self.out.put_nowait, delta)
+    @property
+    def length(self) -> int:
+        return len(self.prompt_ids) + len(self.generated)
+
+
+def _buffer_layer_class() -> type:
+    """Built lazily so importing this module does not import transformers."""
+    from transformers.cache_utils import DynamicLayer
+
+    class BufferLayer(DynamicLayer):
+        """One layer's keys and values in a preallocated buffer that grows by doubling.
+
+        ``update`` writes the new states in place and returns views of the filled part, instead of
+        ``DynamicLayer``'s ``torch.cat`` that copies the whole history every step.
+        """
+
+        is_croppable = False
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.k: torch.Tensor | None = None
+            self.v: torch.Tensor | None = None
+            self.length = 0
+
+        def set(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
+            self.k, self.v, self.length = keys, values, length
+            self.device = keys.device
+            self.keys, self.values = keys[:, :, :length], values[:, :, :length]
+            self.is_initialized = True
+
+        def _grow(self, like: torch.Tensor, need: int) -> None:
+            capacity = max(need, 2 * (0 if self.k is None else self.k.shape[2]), 64)
+            shape = (like.shape[0], like.shape[1], capacity, like.shape[3])
+            keys = torch.zeros(shape, dtype=like.dtype, device=like.device)
+            values = torch.zeros(shape, dtype=like.dtype, device=like.device)
+            if self.k is not None and self.length:
+                keys[:, :, : self.length] = self.k[:, :, : self.length]
+                values[:, :, : self.length] = self.v[:, :, : self.length]
+            self.set(keys, values, self.length)
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
+            need = self.length + key_states.shape[2]
+            if self.k is None or need > self.k.shape[2]:
+                self._grow(key_states, need)
+            self.k[:, :, self.length : need] = key_states
+            self.v[:, :, self.length : need] = value_states
+            self.set(self.k, self.v, need)
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self.length
+
+    return BufferLayer
+
+
+_LAYER_CLASS: list[type] = []
+
+
+def _new_cache(num_layers: int) -> Any:
+    from transformers.cache_utils import Cache
+
+    if not _LAYER_CLASS:
+        _LAYER_CLASS.append(_buffer_layer_class())
+    return Cache(layers=[_LAYER_CLASS[0]() for _ in range(num_layers)])
+
+
+@dataclass(eq=False)
+class _Batch:
+    """Rows of sequences sharing one left-padded cache of ``width`` columns."""
+
+    seqs: list[_Sequence]
+    cache: Any
+    pads: list[int]
+    width: int
+
+    def mask(self, extra: int, device: str) -> torch.Tensor:
+        """Attention mask over the cache plus ``extra`` new columns (0 on each row's padding)."""
+        columns = torch.arange(self.width + extra, device=device)
+        return (columns.unsqueeze(0) >= torch.tensor(self.pads, device=device).unsqueeze(1)).long()
+
+
+def _relayout(parts: list[tuple[_Batch, list[int]]], num_layers: int) -> _Batch:
+    """Keep the listed rows of each batch, right-aligned to one width, with common padding trimmed."""
+    seqs: list[_Sequence] = []
+    pads: list[int] = []
+    for batch, rows in parts:
+        seqs += [batch.seqs[r] for r in rows]
+        pads += [batch.pads[r] - batch.width for r in rows]  # negative: distance from the right edge
+    width = max((-p for p in pads), default=0)
+    pads = [width + p for p in pads]
+    cache = _new_cache(num_layers)
+    if not seqs or width == 0:
+        return _Batch(seqs, cache, pads, width)
+    for index, layer in enumerate(cache.layers):
+        sources = [(batch.cache.layers[index], rows, batch.width) for batch, rows in parts if rows]
+        like = sources[0][0].k
+        shape = (len(seqs), like.shape[1], max(width + 16, width * 5 // 4), like.shape[3])
+        keys = torch.zeros(shape, dtype=like.dtype, device=like.device)
+        values = torch.zeros(shape, dtype=like.dtype, device=like.device)
+        start = 0
+        for source, rows, source_width in sources:
+            take = min(width, source_width)
+            select = torch.tensor(rows, device=like.device)
+            stop = start + len(rows)
+            keys[start:stop, :, width - take : width] = source.k.index_select(0, select)[
+                :, :, source_width - take : source_width
+            ]
+            values[start:stop, :, width - take : width] = source.v.index_select(0, select)[
+                :, :, source_width - take : source_width
+            ]
+            start = stop
+        layer.set(keys, values, width)
+    return _Batch(seqs, cache, pads, width)
+
+
+@dataclass(eq=False)
+class _Prefill:
+    """A group of new sequences whose prompts are processed together, one chunk per engine step."""
+
+    batch: _Batch
+    ids: torch.Tensor  # group rows × longest prompt, left-padded
+    done: int = 0  # prompt columns processed so far
 
 
 class TransformersEngine(Engine):
+    """Continuous-batching engine: one model forward per step for all running sequences."""
+
     def __init__(
         self,
         model: Any,
@@ -64,16 +195,30 @@ class TransformersEngine(Engine):
         self.model = model
         self.tokenizer = tokenizer
         self.device = device or str(next(model.parameters()).device)
-        self.max_batch_size = max_batch_size
+        if dtype not in (None, "auto"):
+            from .loader import resolve_dtype
+
+            model.to(resolve_dtype(dtype, self.device))
+        self.max_batch_size = max(1, max_batch_size)
         self.kv_cache_tokens = kv_cache_tokens
+        self.prefill_chunk_tokens = max(1, prefill_chunk_tokens)
         self.model_name = model_name
         self.dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+        config = model.config
+        self.num_layers = int(getattr(config, "num_hidden_layers", 0) or len(model.model.layers))
+        self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
+        forward = inspect.signature(model.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in forward else "past_key_values"
+        self._logits_kwarg = "logits_to_keep" if "logits_to_keep" in forward else None
         self._inbox: queue.Queue[_Sequence | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._stats = EngineStats(kv_cache_tokens_budget=kv_cache_tokens)
         eos = getattr(tokenizer, "eos_token_id", None)
         self.eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
+        gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        self.eos_ids |= {gen_eos} if isinstance(gen_eos, int) else set(gen_eos or [])
+        self._outbox: dict[asyncio.AbstractEventLoop, list[tuple[_Sequence, TokenDelta]]] = {}
 
     # --- interface ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -95,16 +240,12 @@ class TransformersEngine(Engine):
         return self._stats
 
     def info(self) -> dict[str, Any]:
-        return {
-            "model": self.model_name,
-            "device": self.device,
-            "dtype": self.dtype,
-            "engine": "transformers",
-        }
+        kind = "transformers"
+        return {"model": self.model_name, "device": self.device, "dtype": self.dtype, "engine": kind}
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
         loop = asyncio.get_running_loop()
-        seq = _Sequence(request=request, loop=loop, out=asyncio.Queue())
+        seq = _Sequence(request=request, loop=loop, out=asyncio.Queue(), started=time.perf_counter())
         self._stats.waiting += 1
         self._inbox.put(seq)
         try:
@@ -116,7 +257,33 @@ class TransformersEngine(Engine):
         finally:
             seq.cancelled = True
 
-    # --- worker -----------------------------------------------------------------------------
+    # --- delivery -------------------------------------------------------------------------
+    def _send(self, seq: _Sequence, delta: TokenDelta) -> None:
+        self._outbox.setdefault(seq.loop, []).append((seq, delta))
+
+    def _flush(self) -> None:
+        """One wake-up per event loop per step, however many streams got a delta."""
+        outbox, self._outbox = self._outbox, {}
+        for loop, items in outbox.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:  # that event loop is closed: nobody is listening any more
+                pass
+
+    def _fail(self, seq: _Sequence, exc: BaseException) -> None:
+        seq.cancelled = True
+        self._send(
+            seq,
+            TokenDelta(
+                finished=True,
+                finish_reason="error",
+                error=str(exc) or type(exc).__name__,
+                prompt_tokens=len(seq.prompt_ids),
+                completion_tokens=len(seq.generated),
+            ),
+        )
+
+    # --- admission --------------------------------------------------------------------------
     def _encode(self, request: GenerationRequest) -> list[int]:
         if request.prompt_token_ids is not None:
             ids = list(request.prompt_token_ids)
@@ -125,78 +292,132 @@ class TransformersEngine(Engine):
         else:
             ids = self.tokenizer.encode(request.prompt, add_special_tokens=request.add_special_tokens)
         budget = max(request.context_len - request.params.max_new_tokens, 1)
-        return ids[-budget:]
+        ids = ids[-budget:]
+        if not ids:
+            raise ValueError("the prompt is empty")
+        bad = [t for t in ids if not 0 <= t < self.vocab_size]
+        if bad:
+            raise ValueError(f"token id {bad[0]} is outside the model's vocabulary ({self.vocab_size})")
+        return ids
 
-    def _admit(self, seq: _Sequence) -> None:
+    def _prepare(self, seq: _Sequence) -> None:
+        params = seq.request.params
+        if params.max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be at least 1")
         seq.prompt_ids = self._encode(seq.request)
-        seq.next_input = list(seq.prompt_ids)
+        seq.reserved = len(seq.prompt_ids) + params.max_new_tokens
+        if self.kv_cache_tokens and seq.reserved > self.kv_cache_tokens:
+            raise ValueError(
+                f"the request needs {seq.reserved} KV cache tokens (prompt + max_new_tokens); "
+                f"the budget is {self.kv_cache_tokens}"
+            )
         seq.detok = IncrementalDetokenizer(self.tokenizer, seq.prompt_ids)
-        if seq.request.params.seed is not None:
-            seq.generator = torch.Generator(device="cpu").manual_seed(seq.request.params.seed)
-        self._stats.prompt_tokens_total += len(seq.prompt_ids)
+        if params.seed is not None:
+            seq.generator = torch.Generator(device="cpu").manual_seed(params.seed)
+        if params.repetition_penalty is not None:
+            seq.seen = torch.zeros(self.vocab_size, dtype=torch.bool, device=self.device)
+            seq.seen[torch.tensor(seq.prompt_ids, device=self.device)] = True
 
-    def _run(self) -> None:
-        active: list[_Sequence] = []
-        pending: list[_Sequence] = []
-        while not self._stop.is_set():
-            block = not active and not pending
-            try:
-                while True:
-                    item = self._inbox.get(timeout=0.05) if block else self._inbox.get_nowait()
-                    block = False
-                    if item is None:
-                        break
-                    pending.append(item)
-            except queue.Empty:
-                pass
-            while pending and len(active) < self.max_batch_size:
-                seq = pending.pop(0)
-                self._stats.waiting -= 1
-                if seq.cancelled:
-                    continue
+    def _form_group(self, waiting: deque[_Sequence], running: int, reserved: int) -> _Prefill | None:
+        """Take the next waiting sequences that fit the free slots and the KV budget, FIFO."""
+        group: list[_Sequence] = []
+        while waiting and running + len(group) < self.max_batch_size:
+            seq = waiting[0]
+            if seq.cancelled:
+                waiting.popleft()
+                continue
+            if not seq.prompt_ids:
                 try:
-                    self._admit(seq)
-                    active.append(seq)
-                except Exception as exc:
-                    seq.send(TokenDelta(finished=True, finish_reason="error", error=str(exc)))
-            self._stats.running = len(active)
-            started = time.perf_counter()
-            for seq in list(active):
-                if seq.cancelled:
-                    active.remove(seq)
+                    self._prepare(seq)
+                except Exception as exc:  # a bad request fails alone
+                    waiting.popleft()
+                    self._fail(seq, exc)
                     continue
-                try:
-                    done = self._step(seq)
-                except Exception as exc:  # fail this request only; the worker keeps serving
-                    logger.exception("generation step failed")
-                    seq.send(TokenDelta(finished=True, finish_reason="error", error=str(exc)))
-                    done = True
-                if done:
-                    active.remove(seq)
-                    seq.past = None
-            if active:
-                self._stats.steps_total += 1
-                self._stats.last_step_seconds = time.perf_counter() - started
-            self._stats.running = len(active)
-            self._stats.kv_cache_tokens_used = sum(len(s.prompt_ids) + len(s.generated) for s in active)
-        for seq in active + pending:
-            seq.send(TokenDelta(finished=True, finish_reason="cancelled"))
+            if self.kv_cache_tokens and reserved + seq.reserved > self.kv_cache_tokens:
+                break  # FIFO: it waits until running sequences give their KV space back
+            if group and (seq.solo or group[0].solo):
+                break
+            waiting.popleft()
+            group.append(seq)
+            reserved += seq.reserved
+        if not group:
+            return None
+        longest = max(len(s.prompt_ids) for s in group)
+        pad_id = 0
+        ids = torch.full((len(group), longest), pad_id, dtype=torch.long)
+        for row, seq in enumerate(group):
+            ids[row, longest - len(seq.prompt_ids) :] = torch.tensor(seq.prompt_ids)
+        pads = [longest - len(s.prompt_ids) for s in group]
+        batch = _Batch(group, _new_cache(self.num_layers), pads, 0)
+        return _Prefill(batch, ids.to(self.device))
+
+    # --- model calls ------------------------------------------------------------------------
+    def _forward(self, batch: _Batch, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Logits of the last new column for every row; extends ``batch``'s cache by the new columns."""
+        kwargs: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": batch.mask(input_ids.shape[1], self.device),
+            "position_ids": positions,
+            self._cache_kwarg: batch.cache,
+            "use_cache": True,
+        }
+        if self._logits_kwarg:
+            kwargs[self._logits_kwarg] = 1
+        logits = self.model(**kwargs).logits[:, -1]
+        batch.width += input_ids.shape[1]
+        return logits
 
     @torch.inference_mode()
-    def _step(self, seq: _Sequence) -> bool:
+    def _prefill_chunk(self, prefill: _Prefill, budget: int) -> torch.Tensor | None:
+        """Process the next chunk of the group's prompts; the last chunk returns the logits."""
+        batch = prefill.batch
+        rows, longest = prefill.ids.shape
+        width = min(longest - prefill.done, max(1, budget // rows))
+        start, stop = prefill.done, prefill.done + width
+        pads = torch.tensor(batch.pads, device=self.device).unsqueeze(1)
+        positions = (torch.arange(start, stop, device=self.device).unsqueeze(0) - pads).clamp(min=0)
+        logits = self._forward(batch, prefill.ids[:, start:stop], positions)
+        if any(p > start for p in batch.pads):  # padding columns hold garbage: zero them
+            valid = torch.arange(start, stop, device=self.device).unsqueeze(0) >= pads
+            for layer in batch.cache.layers:
+                keep = valid[:, None, :, None].to(layer.k.dtype)
+                layer.k[:, :, start:stop] *= keep
+                layer.v[:, :, start:stop] *= keep
+        prefill.done = stop
+        return logits if stop == longest else None
+
+    @torch.inference_mode()
+    def _decode(self, batch: _Batch) -> torch.Tensor:
+        tokens = torch.tensor([[s.generated[-1]] for s in batch.seqs], device=self.device)
+        positions = torch.tensor([[s.length - 1] for s in batch.seqs], device=self.device)
+        return self._forward(batch, tokens, positions)
+
+    # --- sampling and output ------------------------------------------------------------------
+    def _sample(self, seqs: list[_Sequence], logits: torch.Tensor) -> list[int | None]:
+        """A token per row; a row whose sampling fails gets None and its request fails alone."""
+        params = [s.request.params for s in seqs]
+        try:
+            return list(choose_tokens(logits, params, [s.seen for s in seqs], [s.generator for s in seqs]))
+        except Exception:
+            picks: list[int | None] = []
+            for row, seq in enumerate(seqs):
+                try:
+                    seen = seq.seen.nonzero().squeeze(-1) if seq.seen is not None else torch.empty(0)
+                    picks.append(choose_token(logits[row], seq.request.params, seen, seq.generator))
+                except Exception as exc:
+                    logger.warning("sampling failed for %s: %s", seq.request.request_id, exc)
+                    self._fail(seq, exc)
+                    picks.append(None)
+            return picks
+
+    def _accept(self, seq: _Sequence, token: int) -> bool:
+        """Append ``token``, send the text it makes safe to show; True when the sequence is done."""
         params = seq.request.params
-        ids = torch.tensor([seq.next_input], device=self.device)
-        positions = torch.arange(seq.position, seq.position + ids.shape[1], device=self.device).unsqueeze(0)
-        out = self.model(input_ids=ids, past_key_values=seq.past, position_ids=positions, use_cache=True)
-        seq.past = out.past_key_values
-        seq.position += ids.shape[1]
-        seen = torch.tensor(seq.prompt_ids + seq.generated, device=out.logits.device, dtype=torch.long)
-        token = choose_token(out.logits[0, -1], params, seen, seq.generator)
         seq.generated.append(token)
-        seq.next_input = [token]
+        if seq.seen is not None:
+            seq.seen[token] = True
         self._stats.generated_tokens_total += 1
         common = {"prompt_tokens": len(seq.prompt_ids), "completion_tokens": len(seq.generated)}
-
         stop_token = token in params.stop_token_ids or (not params.ignore_eos and token in self.eos_ids)
         if not stop_token:
             seq.text += seq.detok.add(token)
@@ -206,10 +427,126 @@ class TransformersEngine(Engine):
             seq.text = seq.text[:cut]
         if finished:
             reason = "stop" if (stop_token or cut != -1) else "length"
-            seq.send(TokenDelta(seq.text[seq.emitted :], [token], True, reason, **common))
+            self._send(seq, TokenDelta(seq.text[seq.emitted :], [token], True, reason, **common))
             return True
         safe = len(seq.text) - partial_suffix_len(seq.text, params.stop)
         new = seq.text[seq.emitted : safe] if safe > seq.emitted else ""
         seq.emitted = max(seq.emitted, safe)
-        seq.send(TokenDelta(new, [token], **common))
+        self._send(seq, TokenDelta(new, [token], **common))
         return False
+
+    def _advance(self, seqs: list[_Sequence], logits: torch.Tensor) -> list[bool]:
+        """Sample and emit for every row; True where the row must leave the batch."""
+        picks = self._sample(seqs, logits)
+        leave = []
+        for seq, token in zip(seqs, picks, strict=True):
+            if token is None or seq.cancelled:
+                leave.append(True)
+                continue
+            try:
+                leave.append(self._accept(seq, token))
+            except Exception as exc:  # e.g. the tokenizer cannot decode this token: fail this one
+                logger.exception("emitting a token failed")
+                self._fail(seq, exc)
+                leave.append(True)
+        return leave
+
+    # --- worker loop ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        waiting: deque[_Sequence] = deque()
+        batch = _Batch([], _new_cache(self.num_layers), [], 0)
+        prefill: _Prefill | None = None
+        while not self._stop.is_set():
+            idle = not batch.seqs and prefill is None and not waiting
+            try:
+                while True:
+                    item = self._inbox.get(timeout=0.05) if idle else self._inbox.get_nowait()
+                    idle = False
+                    if item is None:
+                        break
+                    waiting.append(item)
+            except queue.Empty:
+                pass
+            started = time.perf_counter()
+            try:
+                batch, prefill = self._step(waiting, batch, prefill)
+            except Exception as exc:  # a failed batched forward (e.g. out of memory) ends that batch
+                logger.exception("engine step failed")
+                for seq in batch.seqs + (prefill.batch.seqs if prefill else []):
+                    if not seq.cancelled:
+                        self._fail(seq, exc)
+                batch, prefill = _Batch([], _new_cache(self.num_layers), [], 0), None
+            if batch.seqs or prefill or self._outbox:
+                self._stats.steps_total += 1
+                self._stats.last_step_seconds = time.perf_counter() - started
+            self._update_stats(waiting, batch, prefill)
+            self._flush()
+        for seq in list(waiting) + batch.seqs + (prefill.batch.seqs if prefill else []):
+            if not seq.cancelled:
+                self._send(seq, TokenDelta(finished=True, finish_reason="cancelled"))
+        self._flush()
+
+    def _update_stats(self, waiting: deque[_Sequence], batch: _Batch, prefill: _Prefill | None) -> None:
+        group = prefill.batch.seqs if prefill else []
+        self._stats.running = len(batch.seqs) + len(group)
+        self._stats.waiting = len(waiting) + self._inbox.qsize()
+        self._stats.kv_cache_tokens_used = sum(s.length for s in batch.seqs) + sum(
+            min(len(s.prompt_ids), prefill.done) for s in group
+        )
+
+    def _step(
+        self, waiting: deque[_Sequence], batch: _Batch, prefill: _Prefill | None
+    ) -> tuple[_Batch, _Prefill | None]:
+        """One engine step: drop cancelled rows, at most one prefill chunk, one decode forward."""
+        if any(s.cancelled for s in batch.seqs):
+            batch = self._keep(batch, [r for r, s in enumerate(batch.seqs) if not s.cancelled])
+        if prefill is not None and all(s.cancelled for s in prefill.batch.seqs):
+            prefill = None
+        if prefill is None:
+            reserved = sum(s.reserved for s in batch.seqs)
+            prefill = self._form_group(waiting, len(batch.seqs), reserved)
+            if prefill is not None:
+                self._stats.prompt_tokens_total += sum(len(s.prompt_ids) for s in prefill.batch.seqs)
+        if prefill is not None:
+            budget = self.prefill_chunk_tokens
+            if not batch.seqs:
+                budget = max(budget, IDLE_PREFILL_TOKENS)
+            try:
+                logits = self._prefill_chunk(prefill, budget)
+            except Exception as exc:
+                self._prefill_failed(prefill, waiting, exc)
+                return batch, None
+            if logits is not None:
+                group = prefill.batch
+                leave = self._advance(group.seqs, logits)
+                keep = [r for r, gone in enumerate(leave) if not gone]
+                if keep:
+                    batch = _relayout([(batch, list(range(len(batch.seqs)))), (group, keep)], self.num_layers)
+                prefill = None
+        if batch.seqs:  # rows that just joined decode their second token in the same forward
+            leave = self._advance(batch.seqs, self._decode(batch))
+            if any(leave):
+                batch = self._keep(batch, [r for r, gone in enumerate(leave) if not gone])
+        return batch, prefill
+
+    def _keep(self, batch: _Batch, rows: list[int]) -> _Batch:
+        if not rows:
+            return _Batch([], _new_cache(self.num_layers), [], 0)
+        return _relayout([(batch, rows)], self.num_layers)
+
+    def _prefill_failed(self, prefill: _Prefill, waiting: deque[_Sequence], exc: Exception) -> None:
+        """Retry a failed group one by one, so only the request that breaks the model fails."""
+        seqs = [s for s in prefill.batch.seqs if not s.cancelled]
+        if len(seqs) == 1 or all(s.solo for s in seqs):
+            logger.exception("prefill failed", exc_info=exc)
+            for seq in seqs:
+                self._fail(seq, exc)
+            return
+        for seq in reversed(seqs):
+            seq.solo = True
+            waiting.appendleft(seq)
+
+
+def _deliver(items: list[tuple[_Sequence, TokenDelta]]) -> None:
+    for seq, delta in items:
+        seq.out.put_nowait(delta)

@@ -46,6 +46,11 @@ class Turn:
     conversation_id: str | None = None
     generation_params: dict[str, Any] = field(default_factory=dict)
     response_headers: dict[str, str] = field(default_factory=dict)
+    #: the sampling parameters in force for this reply (set by the facade; stored with the message)
+    used_params: dict[str, Any] | None = None
+
+    async def discard(self) -> None:
+        """The turn was refused after it began (e.g. its prompt could not be built): undo its writes."""
 
     async def progress(self, text: str) -> None:
         """The reply so far (called on every delta; implementations throttle their writes)."""
@@ -57,20 +62,33 @@ class Turn:
 
 
 def get_principal(request: Request) -> str:
-    """Who is asking: an authenticated API principal, else the session's owner id, else anonymous."""
+    """Who is asking: an authenticated API principal, else the browser session, else anonymous.
+
+    A session is named by a hash of its signed cookie id (never the id itself, which is a bearer
+    secret), so it stays the same owner after a restart or on another replica.
+    """
     principal = getattr(request.state, "principal", None)
     if principal:
         return str(principal)
-    session = get_session_dict(request)
-    if session is not None:
-        owner = session.get("owner_id")
-        if not owner:
-            import uuid
+    key = session_key(request)
+    return "s-" + key if key else "anonymous"
 
-            owner = "s-" + uuid.uuid4().hex
-            session["owner_id"] = owner
-        return str(owner)
-    return "anonymous"
+
+def session_key(request: Request) -> str | None:
+    """A stable, non-secret name for the caller's browser session (None without a session)."""
+    manager = getattr(request.state, "session", None)
+    if manager is None:
+        return None
+    if hasattr(manager, "get_session_id"):
+        import hashlib
+
+        return hashlib.sha256(str(manager.get_session_id()).encode()).hexdigest()[:32]
+    session = manager.get_session()
+    if not session.get("owner_id"):
+        import uuid
+
+        session["owner_id"] = uuid.uuid4().hex
+    return str(session["owner_id"])
 
 
 def get_session_dict(request: Request) -> dict[str, Any] | None:

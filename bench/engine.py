@@ -1,0 +1,291 @@
+"""Engine benchmark: the seed's per-request loop vs static ``generate()`` vs the continuous-batching engine.
+
+Side by side in one run, on the same ~100-token prompts (128 new tokens, EOS disabled, greedy):
+
+(a) ``seed``: a re-implementation of the seed's loop — each request owns its KV cache and runs one
+    forward per token on the event loop, yielding between tokens (cooperative interleaving);
+(b) ``static``: one batched ``model.generate()`` over all prompts (it starts when the last one arrived);
+(c) ``engine``: :class:`TransformersEngine` with ``num_of_concurrent_executions = N``.
+
+For N concurrent requests arriving all at once and staggered (``--stagger-ms`` apart) it reports
+aggregate tokens/s, p50/p99 time to first token, p50 inter-token gap and each ratio to (a). Writes
+JSON to ``bench/results/`` and prints a table. The model is ``chatstream make-tiny-model`` with hidden
+512, 8 layers, 8 heads, intermediate 1376, vocab 16000 (~42M parameters), built on first use.
+
+    python bench/engine.py                 # N = 1, 4, 16, 32
+    python bench/engine.py --quick         # N = 1, 4, 32 tokens: a smoke run
+    python bench/engine.py --device cuda --dtype bfloat16 --n 1,16,64 --model /path/to/model
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+MODEL_SIZES = {
+    "hidden_size": 512,
+    "num_layers": 8,
+    "num_heads": 8,
+    "intermediate_size": 1376,
+    "vocab_size": 16000,
+}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def ensure_model(path: Path | None) -> Path:
+    """The 42M-parameter benchmark model, written once under bench/results/."""
+    from chatstream.tiny_model import make_tiny_model
+
+    target = path or RESULTS / "model-h512-l8"
+    if not (target / "config.json").exists():
+        print(f"writing the benchmark model to {target} …", file=sys.stderr)
+        make_tiny_model(target, **MODEL_SIZES)
+    return target
+
+
+def make_prompts(tokenizer: Any, n: int, length: int) -> list[list[int]]:
+    """``n`` different prompts of ``length`` ± 4 tokens (different lengths exercise the padding)."""
+    from chatstream.tiny_model import _corpus
+
+    ids = tokenizer(" ".join(_corpus()[:400]), add_special_tokens=False).input_ids
+    prompts = []
+    for i in range(n):
+        size = length - 4 + (i * 3) % 9
+        start = (i * 37) % max(1, len(ids) - size)
+        prompts.append(ids[start : start + size])
+    return prompts
+
+
+def summarise(arrivals: list[float], stamps: list[list[float]], started: float, label: str) -> dict[str, Any]:
+    """``stamps[i]``: the time of each token of request i (absolute perf_counter seconds)."""
+    tokens = sum(len(s) for s in stamps)
+    end = max(s[-1] for s in stamps if s)
+    ttft = [s[0] - a for a, s in zip(arrivals, stamps, strict=True) if s]
+    gaps = [b - a for s in stamps for a, b in zip(s, s[1:], strict=False)]
+    return {
+        "mode": label,
+        "tokens": tokens,
+        "seconds": end - started,
+        "tokens_per_s": tokens / (end - started),
+        "ttft_p50_ms": 1000 * percentile(ttft, 50),
+        "ttft_p99_ms": 1000 * percentile(ttft, 99),
+        "itl_p50_ms": 1000 * (percentile(gaps, 50) or 0.0),
+    }
+
+
+async def _arrive(started: float, offset: float) -> float:
+    await asyncio.sleep(max(0.0, started + offset - time.perf_counter()))
+    return time.perf_counter()
+
+
+async def run_seed(model: Any, prompts: list[list[int]], new: int, offsets: list[float]) -> dict[str, Any]:
+    """(a) The seed's design: per-request KV cache, one forward per token, on the event loop."""
+    import torch
+
+    device = next(model.parameters()).device
+    stamps: list[list[float]] = [[] for _ in prompts]
+    arrivals = [0.0] * len(prompts)
+    started = time.perf_counter()
+
+    async def one(i: int) -> None:
+        arrivals[i] = await _arrive(started, offsets[i])
+        ids = torch.tensor([prompts[i]], device=device)
+        past = None
+        for _ in range(new):
+            with torch.inference_mode():
+                out = model(input_ids=ids, past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            token = int(torch.argmax(out.logits[0, -1]))
+            stamps[i].append(time.perf_counter())
+            ids = torch.tensor([[token]], device=device)
+            await asyncio.sleep(0)  # let the other requests take their turn
+
+    await asyncio.gather(*(one(i) for i in range(len(prompts))))
+    return summarise(arrivals, stamps, started, "seed")
+
+
+async def run_static(
+    model: Any, tokenizer: Any, prompts: list[list[int]], new: int, offsets: list[float]
+) -> dict[str, Any]:
+    """(b) One static batch through ``model.generate()``, started once every prompt has arrived."""
+    import torch
+    from transformers.generation.streamers import BaseStreamer
+
+    device = next(model.parameters()).device
+    started = time.perf_counter()
+    arrivals = [started + o for o in offsets]
+    await asyncio.sleep(max(offsets))
+    longest = max(len(p) for p in prompts)
+    pad = tokenizer.pad_token_id or 0
+    ids = torch.tensor([[pad] * (longest - len(p)) + p for p in prompts], device=device)
+    mask = torch.tensor([[0] * (longest - len(p)) + [1] * len(p) for p in prompts], device=device)
+    steps: list[float] = []
+
+    class Clock(BaseStreamer):
+        def put(self, value: Any) -> None:
+            steps.append(time.perf_counter())
+
+        def end(self) -> None:
+            pass
+
+    def generate() -> None:
+        with torch.inference_mode():
+            model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                do_sample=False,
+                max_new_tokens=new,
+                min_new_tokens=new,
+                pad_token_id=pad,
+                streamer=Clock(),
+            )
+
+    await asyncio.to_thread(generate)
+    token_times = steps[1:]  # the first put() is the prompt
+    return summarise(arrivals, [list(token_times) for _ in prompts], started, "static")
+
+
+async def run_engine(
+    model: Any, tokenizer: Any, prompts: list[list[int]], new: int, offsets: list[float], chunk: int
+) -> dict[str, Any]:
+    """(c) The continuous-batching engine, N slots."""
+    from chatstream.engine import GenerationRequest, SamplingParams
+    from chatstream.engine.transformers import TransformersEngine
+
+    engine = TransformersEngine(model, tokenizer, max_batch_size=len(prompts), prefill_chunk_tokens=chunk)
+    await engine.start()
+    stamps: list[list[float]] = [[] for _ in prompts]
+    arrivals = [0.0] * len(prompts)
+    started = time.perf_counter()
+
+    async def one(i: int) -> None:
+        arrivals[i] = await _arrive(started, offsets[i])
+        params = SamplingParams(temperature=0.0, max_new_tokens=new, ignore_eos=True)
+        request = GenerationRequest(request_id=str(i), prompt="", prompt_token_ids=prompts[i], params=params)
+        request.context_len = len(prompts[i]) + new
+        async for delta in engine.generate(request):
+            now = time.perf_counter()
+            stamps[i] += [now] * len(delta.token_ids)
+
+    try:
+        await asyncio.gather(*(one(i) for i in range(len(prompts))))
+    finally:
+        await engine.stop()
+    return summarise(arrivals, stamps, started, "engine")
+
+
+def warm_up(model: Any, tokenizer: Any, prompts: list[list[int]]) -> None:
+    asyncio.run(run_engine(model, tokenizer, prompts[:2], 4, [0.0, 0.0], 512))
+    asyncio.run(run_static(model, tokenizer, prompts[:2], 4, [0.0, 0.0]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None, help="model directory (default: built)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"])
+    parser.add_argument("--n", default="1,4,16,32", help="comma-separated concurrency levels")
+    parser.add_argument("--prompt-tokens", type=int, default=100)
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--stagger-ms", type=float, default=50.0, help="gap between staggered arrivals")
+    parser.add_argument("--prefill-chunk-tokens", type=int, default=512)
+    parser.add_argument("--arrivals", default="at_once,staggered")
+    parser.add_argument("--modes", default="seed,static,engine")
+    parser.add_argument("--quick", action="store_true", help="N = 1, 4 and 32 new tokens")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n, args.new_tokens = "1,4", 32
+
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from chatstream.engine.loader import load_model_and_tokenizer
+
+    model_dir = ensure_model(args.model)
+    model, tokenizer = load_model_and_tokenizer(str(model_dir), device=args.device, dtype=args.dtype)
+    params = sum(p.numel() for p in model.parameters())
+    levels = [int(x) for x in args.n.split(",")]
+    modes = args.modes.split(",")
+    prompts_all = make_prompts(tokenizer, max(levels), args.prompt_tokens)
+    warm_up(model, tokenizer, prompts_all)
+    rows: list[dict[str, Any]] = []
+    for arrival in args.arrivals.split(","):
+        for n in levels:
+            prompts = prompts_all[:n]
+            offsets = [i * args.stagger_ms / 1000 if arrival == "staggered" else 0.0 for i in range(n)]
+            results: dict[str, dict[str, Any]] = {}
+            for mode in modes:
+                if mode == "seed":
+                    result = asyncio.run(run_seed(model, prompts, args.new_tokens, offsets))
+                elif mode == "static":
+                    result = asyncio.run(run_static(model, tokenizer, prompts, args.new_tokens, offsets))
+                else:
+                    chunk, new = args.prefill_chunk_tokens, args.new_tokens
+                    result = asyncio.run(run_engine(model, tokenizer, prompts, new, offsets, chunk))
+                results[mode] = result
+                base = results.get("seed")
+                result.update(arrivals=arrival, n=n)
+                if base:
+                    result["ratio_to_seed"] = result["tokens_per_s"] / base["tokens_per_s"]
+                rows.append(result)
+                print(
+                    f"{arrival:9} N={n:<3} {mode:7} {result['tokens_per_s']:8.1f} tok/s "
+                    f"ttft p50 {result['ttft_p50_ms']:.0f} ms  itl p50 {result['itl_p50_ms']:.1f} ms",
+                    file=sys.stderr,
+                )
+
+    table = Table(title=f"engine benchmark — {params / 1e6:.1f}M params on {args.device} ({model.dtype})")
+    for column in ["arrivals", "N", "mode", "tok/s", "× seed", "TTFT p50 ms", "TTFT p99 ms", "ITL p50 ms"]:
+        table.add_column(column, justify="right")
+    for r in rows:
+        ratio = r.get("ratio_to_seed")
+        table.add_row(
+            r["arrivals"],
+            str(r["n"]),
+            r["mode"],
+            f"{r['tokens_per_s']:.1f}",
+            f"{ratio:.2f}" if ratio is not None else "",
+            f"{r['ttft_p50_ms']:.0f}",
+            f"{r['ttft_p99_ms']:.0f}",
+            f"{r['itl_p50_ms']:.1f}",
+        )
+    Console().print(table)
+    report = {
+        "benchmark": "engine",
+        "model": str(model_dir),
+        "parameters": params,
+        "device": args.device,
+        "dtype": str(model.dtype),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "prompt_tokens": args.prompt_tokens,
+        "new_tokens": args.new_tokens,
+        "stagger_ms": args.stagger_ms,
+        "prefill_chunk_tokens": args.prefill_chunk_tokens,
+        "results": rows,
+    }
+    out = args.out or RESULTS / f"engine-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
