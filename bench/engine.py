@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -188,9 +189,36 @@ async def run_engine(
     return summarise(arrivals, stamps, started, "engine")
 
 
-def warm_up(model: Any, tokenizer: Any, prompts: list[list[int]]) -> None:
-    asyncio.run(run_engine(model, tokenizer, prompts[:2], 4, [0.0, 0.0], 512))
-    asyncio.run(run_static(model, tokenizer, prompts[:2], 4, [0.0, 0.0]))
+def measure(
+    model: Any,
+    tokenizer: Any,
+    mode: str,
+    prompts: list[list[int]],
+    new: int,
+    offsets: list[float],
+    chunk: int,
+):
+    if mode == "seed":
+        return asyncio.run(run_seed(model, prompts, new, offsets))
+    if mode == "static":
+        return asyncio.run(run_static(model, tokenizer, prompts, new, offsets))
+    return asyncio.run(run_engine(model, tokenizer, prompts, new, offsets, chunk))
+
+
+def run_one(args: argparse.Namespace) -> dict[str, Any]:
+    """One (mode, arrivals, N) measurement in this fresh process, after a short warm-up of that mode."""
+    from chatstream.engine.loader import load_model_and_tokenizer
+
+    mode, arrival, n = args.one.split(",")
+    n = int(n)
+    model, tokenizer = load_model_and_tokenizer(str(args.model), device=args.device, dtype=args.dtype)
+    prompts = make_prompts(tokenizer, n, args.prompt_tokens)
+    offsets = [i * args.stagger_ms / 1000 if arrival == "staggered" else 0.0 for i in range(n)]
+    measure(model, tokenizer, mode, prompts[:2], 4, [0.0] * min(n, 2), args.prefill_chunk_tokens)
+    result = measure(model, tokenizer, mode, prompts, args.new_tokens, offsets, args.prefill_chunk_tokens)
+    result.update(arrivals=arrival, n=n, dtype=str(model.dtype))
+    result["parameters"] = sum(p.numel() for p in model.parameters())
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default="seed,static,engine")
     parser.add_argument("--quick", action="store_true", help="N = 1, 4 and 32 new tokens")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.new_tokens = "1,4", 32
@@ -215,32 +244,37 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from chatstream.engine.loader import load_model_and_tokenizer
-
-    model_dir = ensure_model(args.model)
-    model, tokenizer = load_model_and_tokenizer(str(model_dir), device=args.device, dtype=args.dtype)
-    params = sum(p.numel() for p in model.parameters())
+    args.model = ensure_model(args.model)
+    if args.one:
+        print(json.dumps(run_one(args)))
+        return 0
     levels = [int(x) for x in args.n.split(",")]
-    modes = args.modes.split(",")
-    prompts_all = make_prompts(tokenizer, max(levels), args.prompt_tokens)
-    warm_up(model, tokenizer, prompts_all)
     rows: list[dict[str, Any]] = []
+    passthrough = [
+        f"--{name.replace('_', '-')}={getattr(args, name)}"
+        for name in [
+            "model",
+            "device",
+            "dtype",
+            "prompt_tokens",
+            "new_tokens",
+            "stagger_ms",
+            "prefill_chunk_tokens",
+        ]
+    ]
     for arrival in args.arrivals.split(","):
         for n in levels:
-            prompts = prompts_all[:n]
-            offsets = [i * args.stagger_ms / 1000 if arrival == "staggered" else 0.0 for i in range(n)]
-            results: dict[str, dict[str, Any]] = {}
-            for mode in modes:
+            base = None
+            for mode in args.modes.split(","):
+                # a fresh process per measurement: torch's thread pools and caches start equal for all
+                command = [sys.executable, __file__, *passthrough, f"--one={mode},{arrival},{n}"]
+                done = subprocess.run(command, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    print(done.stderr[-3000:], file=sys.stderr)
+                    raise SystemExit(f"{mode} {arrival} N={n} failed")
+                result = json.loads(done.stdout.strip().splitlines()[-1])
                 if mode == "seed":
-                    result = asyncio.run(run_seed(model, prompts, args.new_tokens, offsets))
-                elif mode == "static":
-                    result = asyncio.run(run_static(model, tokenizer, prompts, args.new_tokens, offsets))
-                else:
-                    chunk, new = args.prefill_chunk_tokens, args.new_tokens
-                    result = asyncio.run(run_engine(model, tokenizer, prompts, new, offsets, chunk))
-                results[mode] = result
-                base = results.get("seed")
-                result.update(arrivals=arrival, n=n)
+                    base = result
                 if base:
                     result["ratio_to_seed"] = result["tokens_per_s"] / base["tokens_per_s"]
                 rows.append(result)
@@ -249,8 +283,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"ttft p50 {result['ttft_p50_ms']:.0f} ms  itl p50 {result['itl_p50_ms']:.1f} ms",
                     file=sys.stderr,
                 )
-
-    table = Table(title=f"engine benchmark — {params / 1e6:.1f}M params on {args.device} ({model.dtype})")
+    params = rows[0]["parameters"]
+    dtype = rows[0]["dtype"]
+    table = Table(title=f"engine benchmark — {params / 1e6:.1f}M params on {args.device} ({dtype})")
     for column in ["arrivals", "N", "mode", "tok/s", "× seed", "TTFT p50 ms", "TTFT p99 ms", "ITL p50 ms"]:
         table.add_column(column, justify="right")
     for r in rows:
@@ -268,10 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     Console().print(table)
     report = {
         "benchmark": "engine",
-        "model": str(model_dir),
+        "model": str(args.model),
         "parameters": params,
         "device": args.device,
-        "dtype": str(model.dtype),
+        "dtype": dtype,
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "prompt_tokens": args.prompt_tokens,

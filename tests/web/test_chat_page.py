@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
 
 import httpx
-import pytest
 
 from tests.fixtures.server import run_server
 
@@ -154,10 +152,6 @@ def test_busy_state_then_retry_and_stop(page):
         screenshot(page, "web-chat-stopped")
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("chatstream.history.sql") is None,
-    reason="the SQL history store (chatstream.history.sql) is not built yet",
-)
 def test_conversation_survives_server_restart_with_sql_history(page, tmp_path):
     args = (
         "--mock",

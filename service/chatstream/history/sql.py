@@ -265,7 +265,13 @@ class PostgresRequestHandler(RequestHandler):
 
     # --- identity ---------------------------------------------------------------------------
     def identity(self, request: Request) -> _Identity:
-        return _Identity(owner=get_principal(request), session_key=session_key(request))
+        owner = get_principal(request)
+        session = get_session_dict(request)
+        if session is not None and owner.startswith("s-") and not session.get("history_owner"):
+            # The owner is the cookie's session: make sure the response carries that cookie.
+            session["history_owner"] = True
+            save_session(request)
+        return _Identity(owner=owner, session_key=session_key(request))
 
     async def _owned(self, db: AsyncSession, conversation_id: str, owner: str) -> Conversation:
         """The caller's conversation, or 404 — the same answer whether it is someone else's or absent."""
