@@ -34,7 +34,9 @@ class Collected:
         return self.deltas[-1]
 
 
-async def collect(stream: Any, *, stop_after: int | None = None, progress: asyncio.Event | None = None) -> Collected:
+async def collect(
+    stream: Any, *, stop_after: int | None = None, progress: asyncio.Event | None = None
+) -> Collected:
     """Read ``stream`` to the end, or close it after ``stop_after`` deltas (a client disconnect)."""
     out = Collected()
     async for delta in stream:

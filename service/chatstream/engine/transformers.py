@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from . import kvcache
 from .base import Engine, EngineStats, GenerationRequest, TokenDelta
 from .detokenize import IncrementalDetokenizer
 from .sampling import choose_token, choose_tokens
@@ -58,114 +59,46 @@ class _Sequence:
         return len(self.prompt_ids) + len(self.generated)
 
 
-def _buffer_layer_class() -> type:
-    """Built lazily so importing this module does not import transformers."""
-    from transformers.cache_utils import DynamicLayer
-
-    class BufferLayer(DynamicLayer):
-        """One layer's keys and values in a preallocated buffer that grows by doubling.
-
-        ``update`` writes the new states in place and returns views of the filled part, instead of
-        ``DynamicLayer``'s ``torch.cat`` that copies the whole history every step.
-        """
-
-        is_croppable = False
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.k: torch.Tensor | None = None
-            self.v: torch.Tensor | None = None
-            self.length = 0
-
-        def set(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
-            self.k, self.v, self.length = keys, values, length
-            self.device = keys.device
-            self.keys, self.values = keys[:, :, :length], values[:, :, :length]
-            self.is_initialized = True
-
-        def _grow(self, like: torch.Tensor, need: int) -> None:
-            capacity = max(need, 2 * (0 if self.k is None else self.k.shape[2]), 64)
-            shape = (like.shape[0], like.shape[1], capacity, like.shape[3])
-            keys = torch.zeros(shape, dtype=like.dtype, device=like.device)
-            values = torch.zeros(shape, dtype=like.dtype, device=like.device)
-            if self.k is not None and self.length:
-                keys[:, :, : self.length] = self.k[:, :, : self.length]
-                values[:, :, : self.length] = self.v[:, :, : self.length]
-            self.set(keys, values, self.length)
-
-        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
-            need = self.length + key_states.shape[2]
-            if self.k is None or need > self.k.shape[2]:
-                self._grow(key_states, need)
-            self.k[:, :, self.length : need] = key_states
-            self.v[:, :, self.length : need] = value_states
-            self.set(self.k, self.v, need)
-            return self.keys, self.values
-
-        def get_seq_length(self) -> int:
-            return self.length
-
-    return BufferLayer
-
-
-_LAYER_CLASS: list[type] = []
-
-
-def _new_cache(num_layers: int) -> Any:
-    from transformers.cache_utils import Cache
-
-    if not _LAYER_CLASS:
-        _LAYER_CLASS.append(_buffer_layer_class())
-    return Cache(layers=[_LAYER_CLASS[0]() for _ in range(num_layers)])
-
-
 @dataclass(eq=False)
 class _Batch:
-    """Rows of sequences sharing one left-padded cache of ``width`` columns."""
+    """Rows of sequences sharing one left-padded cache; ``pads[i]`` unused columns lead row ``i``."""
 
     seqs: list[_Sequence]
     cache: Any
     pads: list[int]
-    width: int
+
+    @property
+    def width(self) -> int:
+        return kvcache.width(self.cache)
 
     def mask(self, extra: int, device: str) -> torch.Tensor:
         """Attention mask over the cache plus ``extra`` new columns (0 on each row's padding)."""
         columns = torch.arange(self.width + extra, device=device)
         return (columns.unsqueeze(0) >= torch.tensor(self.pads, device=device).unsqueeze(1)).long()
 
+    def keep(self, rows: list[int]) -> None:
+        """Drop every row not in ``rows`` and the padding all remaining rows share."""
+        gone = [r for r in range(len(self.seqs)) if r not in set(rows)]
+        if not gone:
+            return
+        order = kvcache.remove_rows(self.cache, gone)
+        self.seqs = [self.seqs[r] for r in order]
+        self.pads = [self.pads[r] for r in order]
+        shared = min(self.pads, default=0)
+        if shared:
+            kvcache.trim_left(self.cache, shared)
+            self.pads = [p - shared for p in self.pads]
 
-def _relayout(parts: list[tuple[_Batch, list[int]]], num_layers: int) -> _Batch:
-    """Keep the listed rows of each batch, right-aligned to one width, with common padding trimmed."""
-    seqs: list[_Sequence] = []
-    pads: list[int] = []
-    for batch, rows in parts:
-        seqs += [batch.seqs[r] for r in rows]
-        pads += [batch.pads[r] - batch.width for r in rows]  # negative: distance from the right edge
-    width = max((-p for p in pads), default=0)
-    pads = [width + p for p in pads]
-    cache = _new_cache(num_layers)
-    if not seqs or width == 0:
-        return _Batch(seqs, cache, pads, width)
-    for index, layer in enumerate(cache.layers):
-        sources = [(batch.cache.layers[index], rows, batch.width) for batch, rows in parts if rows]
-        like = sources[0][0].k
-        shape = (len(seqs), like.shape[1], max(width + 16, width * 5 // 4), like.shape[3])
-        keys = torch.zeros(shape, dtype=like.dtype, device=like.device)
-        values = torch.zeros(shape, dtype=like.dtype, device=like.device)
-        start = 0
-        for source, rows, source_width in sources:
-            take = min(width, source_width)
-            select = torch.tensor(rows, device=like.device)
-            stop = start + len(rows)
-            keys[start:stop, :, width - take : width] = source.k.index_select(0, select)[
-                :, :, source_width - take : source_width
-            ]
-            values[start:stop, :, width - take : width] = source.v.index_select(0, select)[
-                :, :, source_width - take : source_width
-            ]
-            start = stop
-        layer.set(keys, values, width)
-    return _Batch(seqs, cache, pads, width)
+    def join(self, group: _Batch, rows: list[int], max_rows: int) -> None:
+        """Append rows ``rows`` of a freshly prefilled group."""
+        group.keep(rows)
+        if not group.seqs:
+            return
+        group_width = group.width
+        grown = kvcache.join(self.cache, group.cache, max_rows)
+        self.pads = [p + grown for p in self.pads]
+        self.pads += [p + self.width - group_width for p in group.pads]
+        self.seqs += group.seqs
 
 
 @dataclass(eq=False)
@@ -348,7 +281,7 @@ class TransformersEngine(Engine):
         for row, seq in enumerate(group):
             ids[row, longest - len(seq.prompt_ids) :] = torch.tensor(seq.prompt_ids)
         pads = [longest - len(s.prompt_ids) for s in group]
-        batch = _Batch(group, _new_cache(self.num_layers), pads, 0)
+        batch = _Batch(group, kvcache.new_cache(self.num_layers), pads)
         return _Prefill(batch, ids.to(self.device))
 
     # --- model calls ------------------------------------------------------------------------
@@ -363,9 +296,7 @@ class TransformersEngine(Engine):
         }
         if self._logits_kwarg:
             kwargs[self._logits_kwarg] = 1
-        logits = self.model(**kwargs).logits[:, -1]
-        batch.width += input_ids.shape[1]
-        return logits
+        return self.model(**kwargs).logits[:, -1]
 
     @torch.inference_mode()
     def _prefill_chunk(self, prefill: _Prefill, budget: int) -> torch.Tensor | None:
@@ -381,8 +312,8 @@ class TransformersEngine(Engine):
             valid = torch.arange(start, stop, device=self.device).unsqueeze(0) >= pads
             for layer in batch.cache.layers:
                 keep = valid[:, None, :, None].to(layer.k.dtype)
-                layer.k[:, :, start:stop] *= keep
-                layer.v[:, :, start:stop] *= keep
+                layer.k[:, :, layer.start + start : layer.start + stop] *= keep
+                layer.v[:, :, layer.start + start : layer.start + stop] *= keep
         prefill.done = stop
         return logits if stop == longest else None
 
@@ -454,7 +385,7 @@ class TransformersEngine(Engine):
     # --- worker loop ----------------------------------------------------------------------------
     def _run(self) -> None:
         waiting: deque[_Sequence] = deque()
-        batch = _Batch([], _new_cache(self.num_layers), [], 0)
+        batch = self._empty_batch()
         prefill: _Prefill | None = None
         while not self._stop.is_set():
             idle = not batch.seqs and prefill is None and not waiting
@@ -475,7 +406,7 @@ class TransformersEngine(Engine):
                 for seq in batch.seqs + (prefill.batch.seqs if prefill else []):
                     if not seq.cancelled:
                         self._fail(seq, exc)
-                batch, prefill = _Batch([], _new_cache(self.num_layers), [], 0), None
+                batch, prefill = self._empty_batch(), None
             if batch.seqs or prefill or self._outbox:
                 self._stats.steps_total += 1
                 self._stats.last_step_seconds = time.perf_counter() - started
@@ -499,7 +430,7 @@ class TransformersEngine(Engine):
     ) -> tuple[_Batch, _Prefill | None]:
         """One engine step: drop cancelled rows, at most one prefill chunk, one decode forward."""
         if any(s.cancelled for s in batch.seqs):
-            batch = self._keep(batch, [r for r, s in enumerate(batch.seqs) if not s.cancelled])
+            batch.keep([r for r, s in enumerate(batch.seqs) if not s.cancelled])
         if prefill is not None and all(s.cancelled for s in prefill.batch.seqs):
             prefill = None
         if prefill is None:
@@ -521,18 +452,16 @@ class TransformersEngine(Engine):
                 leave = self._advance(group.seqs, logits)
                 keep = [r for r, gone in enumerate(leave) if not gone]
                 if keep:
-                    batch = _relayout([(batch, list(range(len(batch.seqs)))), (group, keep)], self.num_layers)
+                    batch.join(group, keep, self.max_batch_size)
                 prefill = None
         if batch.seqs:  # rows that just joined decode their second token in the same forward
             leave = self._advance(batch.seqs, self._decode(batch))
             if any(leave):
-                batch = self._keep(batch, [r for r, gone in enumerate(leave) if not gone])
+                batch.keep([r for r, gone in enumerate(leave) if not gone])
         return batch, prefill
 
-    def _keep(self, batch: _Batch, rows: list[int]) -> _Batch:
-        if not rows:
-            return _Batch([], _new_cache(self.num_layers), [], 0)
-        return _relayout([(batch, rows)], self.num_layers)
+    def _empty_batch(self) -> _Batch:
+        return _Batch([], kvcache.new_cache(self.num_layers), [])
 
     def _prefill_failed(self, prefill: _Prefill, waiting: deque[_Sequence], exc: Exception) -> None:
         """Retry a failed group one by one, so only the request that breaks the model fails."""

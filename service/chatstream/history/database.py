@@ -43,11 +43,12 @@ def backend_name(url: str) -> str:
 def create_engine(url: str, *, pool_size: int = 10, timeout: float = 5.0) -> AsyncEngine:
     """An engine that fails fast (``timeout`` seconds) while the database is down and reconnects by itself.
 
-    ``pool_pre_ping`` replaces connections that died while the database restarted, so no pod restart
-    is needed once it is back.
+    No ``pool_pre_ping`` (a round trip per checkout, on every turn): the first statement that meets a
+    dead connection fails as a disconnect, SQLAlchemy then invalidates the whole pool, and the next
+    checkout opens fresh connections, so no pod restart is needed once the database is back.
     """
     url = async_url(url)
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {}
     if backend_name(url) == "postgresql":
         kwargs.update(
             pool_size=pool_size,

@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import selectinload
+from sqlalchemy import Row, case, delete, func, insert, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 
 from ..errors import ChatStreamError, bad_request, conflict, not_found, unavailable
@@ -68,25 +67,42 @@ DATABASE_DOWN = "the chat history database is unavailable; retry shortly"
 TURN_BUSY = "a reply is already being generated in this conversation; wait for it to finish"
 SESSION_CONVERSATION = "conversation_id"
 
+# The hot path (every turn) uses SQLAlchemy Core on a connection, not ORM sessions: two short
+# transactions per turn whose cost is the database round trips, not Python object bookkeeping.
+conversations = Conversation.__table__
+messages_table = Message.__table__
+feedback_table = Feedback.__table__
+CONVERSATION_COLUMNS = (
+    conversations.c.id,
+    conversations.c.owner,
+    conversations.c.title,
+    conversations.c.system_text,
+    conversations.c.generation_params,
+    conversations.c.active_message_id,
+    conversations.c.lease_until,
+    conversations.c.created_at,
+    conversations.c.updated_at,
+)
+
 
 def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def message_status(message: Message, conversation: Conversation, now: datetime | None = None) -> str:
+def lease_is_live(conversation: Row, now: datetime | None = None) -> bool:
+    lease = conversation.lease_until
+    return conversation.active_message_id is not None and lease is not None and lease >= (now or utcnow())
+
+
+def message_status(status: str, message_id: str, conversation: Row, now: datetime | None = None) -> str:
     """The status to report: a ``generating`` row whose turn no longer holds a live lease was cut off."""
-    if message.status != GENERATING:
-        return message.status
-    now = now or utcnow()
-    live = (
-        conversation.active_message_id == message.message_id
-        and conversation.lease_until is not None
-        and conversation.lease_until >= now
-    )
+    if status != GENERATING:
+        return status
+    live = conversation.active_message_id == message_id and lease_is_live(conversation, now)
     return GENERATING if live else INTERRUPTED
 
 
-def conversation_summary(conversation: Conversation, message_count: int | None = None) -> dict[str, Any]:
+def conversation_summary(conversation: Row, message_count: int | None = None) -> dict[str, Any]:
     summary = {
         "id": conversation.id,
         "title": conversation.title,
@@ -99,27 +115,27 @@ def conversation_summary(conversation: Conversation, message_count: int | None =
     return summary
 
 
-def message_view(message: Message, conversation: Conversation, now: datetime) -> dict[str, Any]:
+def message_view(row: Row, conversation: Row, now: datetime) -> dict[str, Any]:
     view: dict[str, Any] = {
-        "id": message.message_id,
-        "role": message.role,
-        "content": message.text,
-        "created_at": message.created_at.isoformat(),
+        "id": row.message_id,
+        "role": row.role,
+        "content": row.text,
+        "created_at": row.created_at.isoformat(),
     }
-    if message.role == ASSISTANT:
+    if row.role == ASSISTANT:
         view.update(
-            status=message_status(message, conversation, now),
-            finish_reason=message.finish_reason,
-            usage={"prompt_tokens": message.prompt_tokens, "completion_tokens": message.completion_tokens},
+            status=message_status(row.status, row.message_id, conversation, now),
+            finish_reason=row.finish_reason,
+            usage={"prompt_tokens": row.prompt_tokens, "completion_tokens": row.completion_tokens},
             timings={
-                "queue_wait_seconds": message.queue_wait_seconds,
-                "time_to_first_token_seconds": message.time_to_first_token_seconds,
-                "duration_seconds": message.duration_seconds,
+                "queue_wait_seconds": row.queue_wait_seconds,
+                "time_to_first_token_seconds": row.time_to_first_token_seconds,
+                "duration_seconds": row.duration_seconds,
             },
-            generation_params=message.generation_params,
+            generation_params=row.generation_params,
         )
-        if message.feedback is not None:
-            view["feedback"] = {"is_like": message.feedback.is_like, "form_data": message.feedback.form_data}
+        if row.feedback_id is not None:
+            view["feedback"] = {"is_like": row.is_like, "form_data": row.form_data}
     return view
 
 
@@ -179,7 +195,7 @@ class PostgresRequestHandler(RequestHandler):
         self.write_interval = write_interval_sec or settings.history_write_interval_sec
         self.timeout = settings.db_timeout_sec
         self.engine = create_engine(self.url, pool_size=settings.db_pool_size, timeout=self.timeout)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.active: dict[str, SqlTurn] = {}
         self.expected_revision = head_revision()
         self.schema_ok = False
@@ -247,14 +263,19 @@ class PostgresRequestHandler(RequestHandler):
 
     # --- one place that turns database outages into 503 -------------------------------------
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, autocommit: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction (or autocommitting each statement: fewer round trips)."""
         if not self.schema_ok:
             await self._ensure_schema()
             if not self.schema_ok:
                 raise unavailable(DATABASE_DOWN, code="database_unavailable")
         try:
-            async with self.sessions() as db, db.begin():
-                yield db
+            if autocommit:
+                async with self.autocommit_engine.connect() as db:
+                    yield db
+            else:
+                async with self.engine.begin() as db:
+                    yield db
         except ChatStreamError:
             raise
         except Exception as exc:
@@ -273,54 +294,71 @@ class PostgresRequestHandler(RequestHandler):
             save_session(request)
         return _Identity(owner=owner, session_key=session_key(request))
 
-    async def _owned(self, db: AsyncSession, conversation_id: str, owner: str) -> Conversation:
+    async def _owned(self, db: AsyncConnection, conversation_id: str, owner: str) -> Row:
         """The caller's conversation, or 404 — the same answer whether it is someone else's or absent."""
-        conversation = await db.get(Conversation, conversation_id)
-        if conversation is None or conversation.owner != owner:
+        conversation = (
+            await db.execute(
+                select(*CONVERSATION_COLUMNS).where(
+                    conversations.c.id == conversation_id, conversations.c.owner == owner
+                )
+            )
+        ).first()
+        if conversation is None:
             raise not_found()
         return conversation
 
     async def _session_conversation(
-        self, db: AsyncSession, request: Request, who: _Identity, create: bool
-    ) -> Conversation | None:
+        self, db: AsyncConnection, request: Request, who: _Identity, create: bool
+    ) -> Row | None:
         """A browser's current conversation: named in its session, else its newest one, else a new one."""
         session = get_session_dict(request)
         remembered = session.get(SESSION_CONVERSATION) if session is not None else None
-        conversation = await db.get(Conversation, remembered) if remembered else None
-        if conversation is not None and conversation.owner != who.owner:
-            conversation = None
+        conversation = None
+        if remembered:
+            conversation = (
+                await db.execute(
+                    select(*CONVERSATION_COLUMNS).where(
+                        conversations.c.id == remembered, conversations.c.owner == who.owner
+                    )
+                )
+            ).first()
         if conversation is None and who.session_key is not None:
-            conversation = await db.scalar(
-                select(Conversation)
-                .where(Conversation.owner == who.owner, Conversation.session_key == who.session_key)
-                .order_by(Conversation.updated_at.desc())
-                .limit(1)
-            )
+            conversation = (
+                await db.execute(
+                    select(*CONVERSATION_COLUMNS)
+                    .where(conversations.c.owner == who.owner, conversations.c.session_key == who.session_key)
+                    .order_by(conversations.c.updated_at.desc())
+                    .limit(1)
+                )
+            ).first()
         if conversation is None and create:
-            conversation = self._new_conversation(who)
-            db.add(conversation)
-            await db.flush()
+            conversation = await self._create(db, who.owner, who.session_key, None)
         if conversation is not None and session is not None and remembered != conversation.id:
             session[SESSION_CONVERSATION] = conversation.id
             save_session(request)
         return conversation
 
-    def _new_conversation(self, who: _Identity) -> Conversation:
+    async def _create(self, db: AsyncConnection, owner: str, key: str | None, system: str | None) -> Row:
         now = utcnow()
-        return Conversation(
-            id=new_id(),
-            owner=who.owner,
-            session_key=who.session_key,
-            title="",
-            prompt_class=getattr(self.chat_prompt_clazz, "__name__", ""),
-            generation_params={},
-            created_at=now,
-            updated_at=now,
-        )
+        values = {
+            "id": new_id(),
+            "owner": owner,
+            "session_key": key,
+            "title": "",
+            "prompt_class": getattr(self.chat_prompt_clazz, "__name__", ""),
+            "system_text": system,
+            "generation_params": {},
+            "active_message_id": None,
+            "lease_until": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        await db.execute(insert(conversations).values(**values))
+        return _FakeRow(values)
 
     async def _resolve(
-        self, db: AsyncSession, request: Request, conversation_id: str | None, create: bool
-    ) -> Conversation | None:
+        self, db: AsyncConnection, request: Request, conversation_id: str | None, create: bool
+    ) -> Row | None:
         who = self.identity(request)
         if conversation_id:
             return await self._owned(db, conversation_id, who.owner)
@@ -337,62 +375,66 @@ class PostgresRequestHandler(RequestHandler):
             conversation = await self._resolve(db, request, turn.conversation_id, create=True)
             assert conversation is not None
             now = utcnow()
-            claimed = await db.execute(
-                update(Conversation)
+            title = conversation.title or _title(turn.user_input or "") if not turn.regenerate else None
+            claim = (
+                update(conversations)
                 .where(
-                    Conversation.id == conversation.id,
-                    or_(Conversation.active_message_id.is_(None), Conversation.lease_until < now),
+                    conversations.c.id == conversation.id,
+                    or_(conversations.c.active_message_id.is_(None), conversations.c.lease_until < now),
                 )
                 .values(active_message_id=message_id, lease_until=now + self.lease, updated_at=now)
-                .execution_options(synchronize_session=False)
             )
-            if claimed.rowcount != 1:
+            if title and not conversation.title and turn.messages is None:
+                claim = claim.values(title=title)
+            if (await db.execute(claim)).rowcount != 1:
                 raise conflict(TURN_BUSY)
-            # Whatever an expired claim left 'generating' was cut off (a killed pod): say so.
-            await db.execute(
-                update(Message)
-                .where(Message.conversation_id == conversation.id, Message.status == GENERATING)
-                .values(status=INTERRUPTED, finish_reason="cancelled", updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            rows = list(
-                await db.scalars(
-                    select(Message)
-                    .where(Message.conversation_id == conversation.id)
-                    .order_by(Message.ordinal)
+            if conversation.active_message_id is not None:
+                # The claim we just took over had expired (a killed pod): its reply was cut off.
+                await db.execute(
+                    update(messages_table)
+                    .where(
+                        messages_table.c.conversation_id == conversation.id,
+                        messages_table.c.status == GENERATING,
+                    )
+                    .values(status=INTERRUPTED, finish_reason="cancelled", updated_at=now)
                 )
+            rows = list(
+                (
+                    await db.execute(
+                        select(messages_table.c.id, messages_table.c.role, messages_table.c.text)
+                        .where(messages_table.c.conversation_id == conversation.id)
+                        .order_by(messages_table.c.ordinal)
+                    )
+                ).all()
             )
-            created: list[Message] = []
+            history = [(row.role, row.text) for row in rows]
+            new: list[dict[str, Any]] = []
+            system = conversation.system_text
             if turn.messages is not None:
-                rows, created = await self._sync_messages(db, conversation, rows, turn.messages, now)
+                history, new, system = await self._sync_messages(db, conversation, history, turn.messages)
             elif turn.regenerate:
                 if not rows:
                     raise bad_request("nothing to regenerate yet", param="regenerate")
                 if rows[-1].role == ASSISTANT:
-                    await db.execute(delete(Message).where(Message.id == rows[-1].id))
-                    rows.pop()
+                    await db.execute(delete(messages_table).where(messages_table.c.id == rows[-1].id))
+                    history.pop()
             else:
-                user = self._message(conversation.id, len(rows), USER, turn.user_input or "", now)
-                rows.append(user)
-                created.append(user)
-                if not conversation.title:
-                    await db.execute(
-                        update(Conversation)
-                        .where(Conversation.id == conversation.id)
-                        .values(title=_title(turn.user_input or ""))
-                        .execution_options(synchronize_session=False)
-                    )
-            reply = self._message(conversation.id, len(rows), ASSISTANT, "", now, message_id=message_id)
-            reply.status = GENERATING
-            created.append(reply)
-            db.add_all(created)
-            await db.flush()
-            prompt = self._prompt(conversation, rows)
+                new.append(self._message(conversation.id, len(history), USER, turn.user_input or "", now))
+                history.append((USER, turn.user_input or ""))
+            reply = self._message(conversation.id, len(history), ASSISTANT, "", now, message_id, GENERATING)
+            new.append(reply)
+            inserted = (
+                await db.execute(
+                    insert(messages_table).returning(messages_table.c.id, messages_table.c.message_id), new
+                )
+            ).all()
+            ids = {row.message_id: row.id for row in inserted}
+            prompt = self._prompt(system, history)
             prompt.add_responder_msg(None)
             sql_turn = SqlTurn(
                 self,
-                row_id=reply.id,
-                created_row_ids=[row.id for row in created],
+                row_id=ids[message_id],
+                created_row_ids=list(ids.values()),
                 chat_prompt=prompt,
                 message_id=message_id,
                 conversation_id=conversation.id,
@@ -403,66 +445,68 @@ class PostgresRequestHandler(RequestHandler):
         return sql_turn
 
     def _message(
-        self, conversation_id: str, ordinal: int, role: str, body: str, now: datetime, message_id: str = ""
-    ) -> Message:
-        return Message(
-            conversation_id=conversation_id,
-            ordinal=ordinal,
-            role=role,
-            text=body,
-            message_id=message_id or new_id(),
-            status=COMPLETE,
-            created_at=now,
-            updated_at=now,
-        )
+        self,
+        conversation_id: str,
+        ordinal: int,
+        role: str,
+        body: str,
+        now: datetime,
+        message_id: str = "",
+        status: str = COMPLETE,
+    ) -> dict[str, Any]:
+        return {
+            "conversation_id": conversation_id,
+            "ordinal": ordinal,
+            "role": role,
+            "text": body,
+            "message_id": message_id or new_id(),
+            "status": status,
+            "created_at": now,
+            "updated_at": now,
+        }
 
-    def _prompt(self, conversation: Conversation, rows: list[Message]) -> AbstractChatPrompt:
+    def _prompt(self, system: str | None, history: list[tuple[str, str]]) -> AbstractChatPrompt:
         prompt = self.chat_prompt_clazz()
-        if conversation.system_text is not None:
-            prompt.set_system(conversation.system_text)
-        for row in rows:
-            if row.role == USER:
-                prompt.add_requester_msg(row.text)
+        if system is not None:
+            prompt.set_system(system)
+        for role, body in history:
+            if role == USER:
+                prompt.add_requester_msg(body)
             else:
-                prompt.add_responder_msg(row.text)
+                prompt.add_responder_msg(body)
         return prompt
 
     async def _sync_messages(
         self,
-        db: AsyncSession,
-        conversation: Conversation,
-        rows: list[Message],
+        db: AsyncConnection,
+        conversation: Row,
+        stored: list[tuple[str, str]],
         messages: list[dict[str, str]],
-        now: datetime,
-    ) -> tuple[list[Message], list[Message]]:
+    ) -> tuple[list[tuple[str, str]], list[dict[str, Any]], str | None]:
         """OpenAI clients resend the whole history: store what is new, or replace a history they edited."""
+        now = utcnow()
         system = "\n".join(m["content"] for m in messages if m["role"] in ("system", "developer")) or None
-        if system != conversation.system_text:
-            await db.execute(
-                update(Conversation)
-                .where(Conversation.id == conversation.id)
-                .values(system_text=system)
-                .execution_options(synchronize_session=False)
-            )
-            conversation.system_text = system
         wanted = [(m["role"], m["content"]) for m in messages if m["role"] in (USER, ASSISTANT)]
-        stored = [(row.role, row.text) for row in rows]
+        changes: dict[str, Any] = {}
+        if system != conversation.system_text:
+            changes["system_text"] = system
+        if not conversation.title:
+            changes["title"] = _title(next((body for role, body in wanted if role == USER), ""))
+        if changes:
+            await db.execute(
+                update(conversations).where(conversations.c.id == conversation.id).values(**changes)
+            )
         if wanted[: len(stored)] != stored:
-            await db.execute(delete(Message).where(Message.conversation_id == conversation.id))
-            rows = []
-        created = [
+            await db.execute(
+                delete(messages_table).where(messages_table.c.conversation_id == conversation.id)
+            )
+            stored = []
+        new = [
             self._message(conversation.id, ordinal, role, body, now)
             for ordinal, (role, body) in enumerate(wanted)
-            if ordinal >= len(rows)
+            if ordinal >= len(stored)
         ]
-        if not conversation.title and wanted:
-            await db.execute(
-                update(Conversation)
-                .where(Conversation.id == conversation.id)
-                .values(title=_title(next((b for r, b in wanted if r == USER), "")))
-                .execution_options(synchronize_session=False)
-            )
-        return rows + created, created
+        return wanted, new, system
 
     async def finish_turn(self, turn: SqlTurn, status: str, body: str, usage: dict[str, Any]) -> None:
         """Store the outcome and release the claim; retried briefly so a database blip loses nothing."""
@@ -480,13 +524,14 @@ class PostgresRequestHandler(RequestHandler):
         try:
             for attempt in range(4):
                 try:
-                    async with self.transaction() as db:
+                    # Two autocommitted statements, message first: if the process dies in between, the
+                    # stale claim simply expires and the finished message is left as it is.
+                    async with self.transaction(autocommit=True) as db:
                         now = utcnow()
                         await db.execute(
-                            update(Message)
-                            .where(Message.id == turn.row_id)
+                            update(messages_table)
+                            .where(messages_table.c.id == turn.row_id)
                             .values(**values, updated_at=now)
-                            .execution_options(synchronize_session=False)
                         )
                         await self._release(db, turn, now)
                     turn.written_text = body
@@ -501,17 +546,19 @@ class PostgresRequestHandler(RequestHandler):
     async def discard_turn(self, turn: SqlTurn) -> None:
         try:
             async with self.transaction() as db:
-                await db.execute(delete(Message).where(Message.id.in_(turn.created_row_ids)))
+                await db.execute(delete(messages_table).where(messages_table.c.id.in_(turn.created_row_ids)))
                 await self._release(db, turn, utcnow())
         finally:
             self.active.pop(turn.message_id, None)
 
-    async def _release(self, db: AsyncSession, turn: SqlTurn, now: datetime) -> None:
+    async def _release(self, db: AsyncConnection, turn: SqlTurn, now: datetime) -> None:
         await db.execute(
-            update(Conversation)
-            .where(Conversation.id == turn.conversation_id, Conversation.active_message_id == turn.message_id)
+            update(conversations)
+            .where(
+                conversations.c.id == turn.conversation_id,
+                conversations.c.active_message_id == turn.message_id,
+            )
             .values(active_message_id=None, lease_until=None, updated_at=now)
-            .execution_options(synchronize_session=False)
         )
 
     async def _tick_forever(self) -> None:
@@ -525,26 +572,38 @@ class PostgresRequestHandler(RequestHandler):
                 logger.debug("history ticker: %s", exc)
 
     async def tick(self) -> None:
-        """Renew the leases of this process's running turns and write their new partial text."""
+        """Write the new partial text of this process's running turns, then renew their leases.
+
+        Two single-statement transactions, never one holding both: a finishing turn locks its message
+        and then its conversation, and a tick holding conversation locks while it waited for message
+        locks would deadlock with it.
+        """
         if not self.active:
             return
         turns = list(self.active.values())
-        async with self.transaction() as db:
-            now = utcnow()
-            await db.execute(
-                update(Conversation)
-                .where(Conversation.active_message_id.in_([t.message_id for t in turns]))
-                .values(lease_until=now + self.lease)
-                .execution_options(synchronize_session=False)
-            )
-            changed = [t for t in turns if t.text != t.written_text]
-            if changed:
+        changed = [t for t in turns if t.text != t.written_text]
+        if changed:
+            async with self.transaction(autocommit=True) as db:
+                # One statement for all partial replies: the text is chosen per row with CASE on its id.
                 await db.execute(
-                    update(Message),
-                    [{"id": t.row_id, "text": t.text, "updated_at": now} for t in changed],
+                    update(messages_table)
+                    .where(
+                        messages_table.c.id.in_([t.row_id for t in changed]),
+                        messages_table.c.status == GENERATING,
+                    )
+                    .values(
+                        text=case({t.row_id: t.text for t in changed}, value=messages_table.c.id),
+                        updated_at=utcnow(),
+                    )
                 )
-        for t in changed:
-            t.written_text = t.text
+            for t in changed:
+                t.written_text = t.text
+        async with self.transaction(autocommit=True) as db:
+            await db.execute(
+                update(conversations)
+                .where(conversations.c.active_message_id.in_([t.message_id for t in turns]))
+                .values(lease_until=utcnow() + self.lease)
+            )
 
     # --- the seed's other endpoints -------------------------------------------------------
     async def clear_context(self, request: Request, conversation_id: str | None = None) -> None:
@@ -552,19 +611,20 @@ class PostgresRequestHandler(RequestHandler):
             conversation = await self._resolve(db, request, conversation_id, create=False)
             if conversation is None:
                 return
-            if self._busy(conversation):
+            if lease_is_live(conversation):
                 raise conflict(TURN_BUSY)
-            await db.execute(delete(Message).where(Message.conversation_id == conversation.id))
+            await self._delete_messages(db, conversation.id)
             await db.execute(
-                update(Conversation)
-                .where(Conversation.id == conversation.id)
+                update(conversations)
+                .where(conversations.c.id == conversation.id)
                 .values(title="", updated_at=utcnow())
-                .execution_options(synchronize_session=False)
             )
 
-    def _busy(self, conversation: Conversation) -> bool:
-        lease = conversation.lease_until
-        return conversation.active_message_id is not None and lease is not None and lease >= utcnow()
+    async def _delete_messages(self, db: AsyncConnection, conversation_id: str) -> None:
+        # Explicit deletes (not only ON DELETE CASCADE): SQLite enforces foreign keys per connection.
+        ids = select(messages_table.c.message_id).where(messages_table.c.conversation_id == conversation_id)
+        await db.execute(delete(feedback_table).where(feedback_table.c.message_id.in_(ids)))
+        await db.execute(delete(messages_table).where(messages_table.c.conversation_id == conversation_id))
 
     async def get_prompt(
         self, request: Request, conversation_id: str | None = None
@@ -573,14 +633,12 @@ class PostgresRequestHandler(RequestHandler):
             conversation = await self._resolve(db, request, conversation_id, create=False)
             if conversation is None:
                 return None
-            rows = list(
-                await db.scalars(
-                    select(Message)
-                    .where(Message.conversation_id == conversation.id)
-                    .order_by(Message.ordinal)
-                )
+            rows = await db.execute(
+                select(messages_table.c.role, messages_table.c.text)
+                .where(messages_table.c.conversation_id == conversation.id)
+                .order_by(messages_table.c.ordinal)
             )
-            return self._prompt(conversation, rows)
+            return self._prompt(conversation.system_text, [(row.role, row.text) for row in rows])
 
     async def get_generation_params(
         self, request: Request, conversation_id: str | None = None
@@ -597,10 +655,9 @@ class PostgresRequestHandler(RequestHandler):
             assert conversation is not None
             current = {**(conversation.generation_params or {}), **params}
             await db.execute(
-                update(Conversation)
-                .where(Conversation.id == conversation.id)
+                update(conversations)
+                .where(conversations.c.id == conversation.id)
                 .values(generation_params=current, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
             )
             return current
 
@@ -614,22 +671,26 @@ class PostgresRequestHandler(RequestHandler):
     ) -> None:
         who = self.identity(request)
         async with self.transaction() as db:
-            message = await db.scalar(
-                select(Message)
-                .join(Conversation, Message.conversation_id == Conversation.id)
+            found = await db.scalar(
+                select(messages_table.c.id)
+                .join(conversations, messages_table.c.conversation_id == conversations.c.id)
                 .where(
-                    Message.message_id == message_id,
-                    Message.role == ASSISTANT,
-                    Conversation.owner == who.owner,
+                    messages_table.c.message_id == message_id,
+                    messages_table.c.role == ASSISTANT,
+                    conversations.c.owner == who.owner,
                 )
             )
-            if message is None:
+            if found is None:
                 raise not_found("no such message in your conversations")
             now = utcnow()
-            existing = await db.scalar(select(Feedback).where(Feedback.message_id == message_id))
-            if existing is None:
-                db.add(
-                    Feedback(
+            updated = await db.execute(
+                update(feedback_table)
+                .where(feedback_table.c.message_id == message_id)
+                .values(is_like=is_like, form_data=form_data, updated_at=now)
+            )
+            if updated.rowcount == 0:
+                await db.execute(
+                    insert(feedback_table).values(
                         message_id=message_id,
                         is_like=is_like,
                         form_data=form_data,
@@ -637,18 +698,12 @@ class PostgresRequestHandler(RequestHandler):
                         updated_at=now,
                     )
                 )
-            else:
-                existing.is_like = is_like
-                existing.form_data = form_data
-                existing.updated_at = now
 
     # --- /v1/conversations -----------------------------------------------------------------
     async def create_conversation(self, request: Request, system: str | None = None) -> dict[str, Any]:
         who = self.identity(request)
         async with self.transaction() as db:
-            conversation = self._new_conversation(_Identity(who.owner, None))
-            conversation.system_text = system
-            db.add(conversation)
+            conversation = await self._create(db, who.owner, None, system)
         return conversation_summary(conversation, 0)
 
     async def list_conversations(
@@ -657,34 +712,43 @@ class PostgresRequestHandler(RequestHandler):
         who = self.identity(request)
         async with self.transaction() as db:
             counts = (
-                select(Message.conversation_id, func.count(Message.id).label("n"))
-                .group_by(Message.conversation_id)
+                select(messages_table.c.conversation_id, func.count(messages_table.c.id).label("n"))
+                .group_by(messages_table.c.conversation_id)
                 .subquery()
             )
             query = (
-                select(Conversation, func.coalesce(counts.c.n, 0))
-                .outerjoin(counts, counts.c.conversation_id == Conversation.id)
-                .where(Conversation.owner == who.owner)
-                .order_by(Conversation.updated_at.desc(), Conversation.id)
+                select(*CONVERSATION_COLUMNS, func.coalesce(counts.c.n, 0).label("message_count"))
+                .select_from(conversations.outerjoin(counts, counts.c.conversation_id == conversations.c.id))
+                .where(conversations.c.owner == who.owner)
+                .order_by(conversations.c.updated_at.desc(), conversations.c.id)
                 .limit(limit)
             )
             if before is not None:
-                query = query.where(Conversation.updated_at < before)
-            result = await db.execute(query)
-            return [conversation_summary(conversation, count) for conversation, count in result.all()]
+                query = query.where(conversations.c.updated_at < before)
+            rows = (await db.execute(query)).all()
+            return [conversation_summary(row, row.message_count) for row in rows]
 
     async def get_conversation(self, request: Request, conversation_id: str) -> dict[str, Any]:
         who = self.identity(request)
         async with self.transaction() as db:
             conversation = await self._owned(db, conversation_id, who.owner)
-            rows = list(
-                await db.scalars(
-                    select(Message)
-                    .where(Message.conversation_id == conversation.id)
-                    .order_by(Message.ordinal)
-                    .options(selectinload(Message.feedback))
+            rows = (
+                await db.execute(
+                    select(
+                        messages_table,
+                        feedback_table.c.id.label("feedback_id"),
+                        feedback_table.c.is_like,
+                        feedback_table.c.form_data,
+                    )
+                    .select_from(
+                        messages_table.outerjoin(
+                            feedback_table, feedback_table.c.message_id == messages_table.c.message_id
+                        )
+                    )
+                    .where(messages_table.c.conversation_id == conversation.id)
+                    .order_by(messages_table.c.ordinal)
                 )
-            )
+            ).all()
             now = utcnow()
             return {
                 **conversation_summary(conversation, len(rows)),
@@ -696,13 +760,17 @@ class PostgresRequestHandler(RequestHandler):
         who = self.identity(request)
         async with self.transaction() as db:
             conversation = await self._owned(db, conversation_id, who.owner)
-            if self._busy(conversation):
+            if lease_is_live(conversation):
                 raise conflict(TURN_BUSY)
-            # Explicit deletes (not only ON DELETE CASCADE): SQLite enforces foreign keys per connection.
-            ids = select(Message.message_id).where(Message.conversation_id == conversation.id)
-            await db.execute(delete(Feedback).where(Feedback.message_id.in_(ids)))
-            await db.execute(delete(Message).where(Message.conversation_id == conversation.id))
-            await db.execute(delete(Conversation).where(Conversation.id == conversation.id))
+            await self._delete_messages(db, conversation.id)
+            await db.execute(delete(conversations).where(conversations.c.id == conversation.id))
+
+
+class _FakeRow:
+    """A just-inserted conversation, readable like a selected row."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
 
 
 #: the name the seed's docs promise, and a backend-neutral alias
@@ -715,22 +783,25 @@ def _title(user_input: str) -> str:
 
 
 async def prune_conversations(url: str, older_than_seconds: float, timeout: float = 10.0) -> int:
-    """Delete conversations not updated for ``older_than_seconds``; returns how many went."""
+    """Delete conversations not updated for ``older_than_seconds`` (never one with a live turn)."""
     engine = create_engine(url, pool_size=1, timeout=timeout)
-    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    now = utcnow()
+    cutoff = now - timedelta(seconds=older_than_seconds)
     try:
-        async with async_sessionmaker(engine)() as db, db.begin():
-            old = select(Conversation.id).where(
-                Conversation.updated_at < cutoff,
-                or_(Conversation.lease_until.is_(None), Conversation.lease_until < utcnow()),
+        async with engine.begin() as db:
+            old = select(conversations.c.id).where(
+                conversations.c.updated_at < cutoff,
+                or_(conversations.c.lease_until.is_(None), conversations.c.lease_until < now),
             )
             ids = list(await db.scalars(old))
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
-                messages = select(Message.message_id).where(Message.conversation_id.in_(chunk))
-                await db.execute(delete(Feedback).where(Feedback.message_id.in_(messages)))
-                await db.execute(delete(Message).where(Message.conversation_id.in_(chunk)))
-                await db.execute(delete(Conversation).where(Conversation.id.in_(chunk)))
+                in_chunk = select(messages_table.c.message_id).where(
+                    messages_table.c.conversation_id.in_(chunk)
+                )
+                await db.execute(delete(feedback_table).where(feedback_table.c.message_id.in_(in_chunk)))
+                await db.execute(delete(messages_table).where(messages_table.c.conversation_id.in_(chunk)))
+                await db.execute(delete(conversations).where(conversations.c.id.in_(chunk)))
             return len(ids)
     finally:
         await engine.dispose()
