@@ -135,3 +135,29 @@ async def test_churn_many_joins_and_leaves_stays_exact(tiny_lm):
         assert got.tokens == want[: len(got.tokens)]
         if got.last.finished:
             assert got.tokens == want
+
+
+async def test_grown_buffers_are_reused_by_later_requests(tiny_lm):
+    """A reply longer than the first buffer grows it mid-decode; later requests join the grown cache."""
+    model, tokenizer = tiny_lm
+    short, wide = tokenizer("Hello").input_ids, tokenizer(PROMPTS[1] + " " + PROMPTS[4]).input_ids
+    engine = TransformersEngine(model, tokenizer, max_batch_size=3)
+    await engine.start()
+    try:
+        first = await collect(engine.generate(request(ids=short, max_new_tokens=150, ignore_eos=True)))
+        second = await collect(engine.generate(request(ids=short, max_new_tokens=150, ignore_eos=True)))
+        long_one = engine.generate(request(ids=short, max_new_tokens=150, ignore_eos=True))
+        progress = asyncio.Event()
+        running = asyncio.create_task(collect(long_one, progress=progress))
+        while engine.stats().generated_tokens_total < 2 * 150 + 100:
+            progress.clear()
+            await progress.wait()  # well past its first buffer before the wider prompt joins
+        joined = await collect(engine.generate(request(ids=wide, max_new_tokens=30, ignore_eos=True)))
+        third = await running
+    finally:
+        await engine.stop()
+    expected = reference(model, short, 150)
+    assert first.tokens[: len(expected)] == expected
+    assert second.tokens == first.tokens and third.tokens == first.tokens
+    assert joined.tokens[:30] == reference(model, wide, 30)[:30]
+    assert all(r.last.finish_reason == "length" for r in (first, second, third, joined))

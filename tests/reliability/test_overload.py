@@ -10,6 +10,7 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 import httpx
 
 from tests.fixtures.server import run_server
+from tests.history.store import messages
 
 SLOTS, QUEUE = 2, 2
 REJECTED = re.compile(r'chatstream_requests_total\{[^}]*outcome="(\w+)"[^}]*\} (\S+)')
@@ -34,12 +35,14 @@ async def burst(url: str, count: int, spacing: float) -> list[tuple[int, float, 
         return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
-def test_twenty_times_capacity(tmp_path):
+def test_twenty_times_capacity(tmp_path, pg_database_url):
     mock = json.dumps({"type": "round", "time_per_token_sec": 0.03})  # ~0.5 s per reply
     with run_server(
         "--mock",
         "--history",
-        "memory",
+        "sql",
+        "--database-url",
+        pg_database_url,
         "--mock-params",
         mock,
         "--num-of-concurrent-executions",
@@ -65,3 +68,8 @@ def test_twenty_times_capacity(tmp_path):
     assert p99 < 0.050, f"rejection p99 {p99 * 1000:.0f} ms"
     assert after["rejected"] - before["rejected"] == len(rejected)
     assert after["success"] - before["success"] == len(completed)
+    # the store holds exactly the admitted turns: each user message once, with its complete reply
+    admitted = sorted(f"load {i}" for i, (status, _, _) in enumerate(results) if status == 200)
+    rows = messages(pg_database_url)
+    assert sorted(r["text"] for r in rows if r["role"] == "user") == admitted
+    assert [r["status"] for r in rows if r["role"] == "assistant"] == ["complete"] * len(admitted)

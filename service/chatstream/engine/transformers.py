@@ -51,6 +51,7 @@ class _Sequence:
     seen: torch.Tensor | None = None
     detok: IncrementalDetokenizer | None = None
     cancelled: bool = False
+    done: bool = False  # its last delta was sent
     solo: bool = False
     started: float = 0.0
 
@@ -151,6 +152,7 @@ class TransformersEngine(Engine):
         self.eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         self.eos_ids |= {gen_eos} if isinstance(gen_eos, int) else set(gen_eos or [])
+        self._group: list[_Sequence] = []  # the prefill group, until it joins the batch
         self._outbox: dict[asyncio.AbstractEventLoop, list[tuple[_Sequence, TokenDelta]]] = {}
 
     # --- interface ------------------------------------------------------------------------
@@ -184,6 +186,9 @@ class TransformersEngine(Engine):
         try:
             while True:
                 delta = await seq.out.get()
+                while not delta.finished and not seq.out.empty():
+                    # a consumer that fell behind gets one delta, not a backlog to walk token by token
+                    delta = _merge(delta, seq.out.get_nowait())
                 yield delta
                 if delta.finished:
                     return
@@ -204,7 +209,7 @@ class TransformersEngine(Engine):
                 pass
 
     def _fail(self, seq: _Sequence, exc: BaseException) -> None:
-        seq.cancelled = True
+        seq.cancelled = seq.done = True
         self._send(
             seq,
             TokenDelta(
@@ -289,7 +294,8 @@ class TransformersEngine(Engine):
         """Logits of the last new column for every row; extends ``batch``'s cache by the new columns."""
         kwargs: dict[str, Any] = {
             "input_ids": input_ids,
-            "attention_mask": batch.mask(input_ids.shape[1], self.device),
+            # no padding anywhere: no mask, so the model may take its plain causal path
+            "attention_mask": batch.mask(input_ids.shape[1], self.device) if any(batch.pads) else None,
             "position_ids": positions,
             self._cache_kwarg: batch.cache,
             "use_cache": True,
@@ -358,6 +364,7 @@ class TransformersEngine(Engine):
             seq.text = seq.text[:cut]
         if finished:
             reason = "stop" if (stop_token or cut != -1) else "length"
+            seq.done = True
             self._send(seq, TokenDelta(seq.text[seq.emitted :], [token], True, reason, **common))
             return True
         safe = len(seq.text) - partial_suffix_len(seq.text, params.stop)
@@ -403,17 +410,18 @@ class TransformersEngine(Engine):
                 batch, prefill = self._step(waiting, batch, prefill)
             except Exception as exc:  # a failed batched forward (e.g. out of memory) ends that batch
                 logger.exception("engine step failed")
-                for seq in batch.seqs + (prefill.batch.seqs if prefill else []):
-                    if not seq.cancelled:
+                for seq in {*batch.seqs, *self._group}:
+                    if not seq.done:
                         self._fail(seq, exc)
-                batch, prefill = self._empty_batch(), None
+                batch, prefill, self._group = self._empty_batch(), None, []
             if batch.seqs or prefill or self._outbox:
                 self._stats.steps_total += 1
                 self._stats.last_step_seconds = time.perf_counter() - started
             self._update_stats(waiting, batch, prefill)
             self._flush()
-        for seq in list(waiting) + batch.seqs + (prefill.batch.seqs if prefill else []):
-            if not seq.cancelled:
+        for seq in list(waiting) + batch.seqs + self._group:
+            if not seq.done:
+                seq.done = True
                 self._send(seq, TokenDelta(finished=True, finish_reason="cancelled"))
         self._flush()
 
@@ -425,19 +433,25 @@ class TransformersEngine(Engine):
             min(len(s.prompt_ids), prefill.done) for s in group
         )
 
+    @torch.inference_mode()
     def _step(
         self, waiting: deque[_Sequence], batch: _Batch, prefill: _Prefill | None
     ) -> tuple[_Batch, _Prefill | None]:
-        """One engine step: drop cancelled rows, at most one prefill chunk, one decode forward."""
+        """One engine step: drop cancelled rows, at most one prefill chunk, one decode forward.
+
+        Runs wholly in inference mode: the cache buffers are inference tensors, and joining or
+        removing rows writes into them in place.
+        """
         if any(s.cancelled for s in batch.seqs):
             batch.keep([r for r, s in enumerate(batch.seqs) if not s.cancelled])
         if prefill is not None and all(s.cancelled for s in prefill.batch.seqs):
-            prefill = None
+            prefill, self._group = None, []
         if prefill is None:
             reserved = sum(s.reserved for s in batch.seqs)
             prefill = self._form_group(waiting, len(batch.seqs), reserved)
             if prefill is not None:
                 self._stats.prompt_tokens_total += sum(len(s.prompt_ids) for s in prefill.batch.seqs)
+                self._group = list(prefill.batch.seqs)
         if prefill is not None:
             budget = self.prefill_chunk_tokens
             if not batch.seqs:
@@ -446,6 +460,7 @@ class TransformersEngine(Engine):
                 logits = self._prefill_chunk(prefill, budget)
             except Exception as exc:
                 self._prefill_failed(prefill, waiting, exc)
+                self._group = []
                 return batch, None
             if logits is not None:
                 group = prefill.batch
@@ -453,7 +468,9 @@ class TransformersEngine(Engine):
                 keep = [r for r, gone in enumerate(leave) if not gone]
                 if keep:
                     batch.join(group, keep, self.max_batch_size)
-                prefill = None
+                prefill, self._group = None, []
+                self._update_stats(waiting, batch, prefill)
+                self._flush()  # first tokens out now, not after the decode forward below
         if batch.seqs:  # rows that just joined decode their second token in the same forward
             leave = self._advance(batch.seqs, self._decode(batch))
             if any(leave):
@@ -474,6 +491,12 @@ class TransformersEngine(Engine):
         for seq in reversed(seqs):
             seq.solo = True
             waiting.appendleft(seq)
+
+
+def _merge(first: TokenDelta, second: TokenDelta) -> TokenDelta:
+    second.text = first.text + second.text
+    second.token_ids = first.token_ids + second.token_ids
+    return second
 
 
 def _deliver(items: list[tuple[_Sequence, TokenDelta]]) -> None:
