@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import secrets
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -171,15 +173,39 @@ def create_app(settings: Settings | None = None, chat_stream: ChatStream | None 
 
 
 def session_secret(settings: Settings) -> str:
-    """The configured secret, or a random per-process one in place of the public built-in default.
+    """The configured secret, or a generated one in place of the public built-in default.
 
-    Sessions live in process memory, so a per-process secret loses nothing, and no cookie is ever
-    signed with a string that is printed in the source code.
+    With the embedded SQLite history (the zero-config start) the generated secret is kept in a file
+    beside the database, so browser conversations survive a restart as the history does; with memory
+    sessions a per-process secret loses nothing. No cookie is ever signed with a string that is
+    printed in the source code.
     """
     if not settings.uses_default_secret:
         return settings.session_secret
+    if settings.history != "memory" and not settings.database_url:
+        path = Path(settings.sqlite_path).expanduser().resolve().with_suffix(".session-secret")
+        try:
+            return _stored_secret(path)
+        except OSError as exc:
+            logger.warning("could not keep a session secret in %s: %s", path, exc)
     logger.warning("no CHATSTREAM_SESSION_SECRET: signing session cookies with a random per-process key")
     return secrets.token_urlsafe(32)
+
+
+def _stored_secret(path: Path) -> str:
+    if path.exists():
+        value = path.read_text().strip()
+        if len(value) >= 32:
+            return value
+    value = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    logger.warning(
+        "no CHATSTREAM_SESSION_SECRET: signing session cookies with a generated key kept in %s", path
+    )
+    return value
 
 
 def _include_optional_routers(app: FastAPI, chat_stream: ChatStream, settings: Settings) -> None:

@@ -204,6 +204,27 @@ def test_sqlite_is_the_default_store_and_survives_a_restart(tmp_path):
     assert [r["status"] for r in messages(url)] == ["complete"] * 4
 
 
+def test_zero_config_start_keeps_browser_conversations_across_restarts(tmp_path):
+    """No secret configured, SQLite history: the generated cookie key is kept beside the database."""
+    from chatstream.settings import DEFAULT_SESSION_SECRET
+
+    env = {
+        "CHATSTREAM_SESSION_SECRET": DEFAULT_SESSION_SECRET,
+        "CHATSTREAM_SQLITE_PATH": str(tmp_path / "c.db"),
+    }
+    args = ("--mock", "--mock-params", '{"type": "echo", "time_per_token_sec": 0.002}')
+    with run_server(*args, env=env) as server:
+        with server.client() as client:
+            assert client.post("/chat_stream", json={"user_input": "still here?"}).status_code == 200
+            cookies = dict(client.cookies)
+        assert "generated key kept in" in server.log()
+    secret_file = tmp_path / "c.session-secret"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    with run_server(*args, env=env) as server:
+        with server.client(cookies=cookies) as client:
+            assert [m["content"] for m in client.get("/get_prompt").json()["messages"]][0] == "still here?"
+
+
 def test_prune_deletes_only_old_conversations(pg_database_url):
     with sql_server(pg_database_url) as server:
         for text in ("old", "new"):
