@@ -221,6 +221,23 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def measure_repeated(passthrough: list[str], spec: str, repeat: int) -> dict[str, Any]:
+    """The median-throughput run of ``repeat``, each in a fresh process (torch's thread pools and
+    caches start equal for every mode; on a shared machine the median damps a neighbour's burst)."""
+    runs = []
+    for _ in range(repeat):
+        command = [sys.executable, __file__, *passthrough, f"--one={spec}"]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            print(done.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"{spec} failed")
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    runs.sort(key=lambda r: r["tokens_per_s"])
+    result = runs[len(runs) // 2]
+    result["runs_tokens_per_s"] = [r["tokens_per_s"] for r in runs]
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="model directory (default: built)")
@@ -235,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default="seed,static,engine")
     parser.add_argument("--quick", action="store_true", help="N = 1, 4 and 32 new tokens")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the median is kept")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -266,13 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in levels:
             base = None
             for mode in args.modes.split(","):
-                # a fresh process per measurement: torch's thread pools and caches start equal for all
-                command = [sys.executable, __file__, *passthrough, f"--one={mode},{arrival},{n}"]
-                done = subprocess.run(command, capture_output=True, text=True, check=False)
-                if done.returncode != 0:
-                    print(done.stderr[-3000:], file=sys.stderr)
-                    raise SystemExit(f"{mode} {arrival} N={n} failed")
-                result = json.loads(done.stdout.strip().splitlines()[-1])
+                result = measure_repeated(passthrough, f"{mode},{arrival},{n}", args.repeat)
                 if mode == "seed":
                     base = result
                 if base:
@@ -312,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         "prompt_tokens": args.prompt_tokens,
         "new_tokens": args.new_tokens,
         "stagger_ms": args.stagger_ms,
+        "repeat": args.repeat,
         "prefill_chunk_tokens": args.prefill_chunk_tokens,
         "results": rows,
     }

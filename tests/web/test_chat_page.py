@@ -171,4 +171,8 @@ def test_conversation_survives_server_restart_with_sql_history(page, tmp_path):
         _open(page, server.url)
         assert _texts(page, "user") == [FIRST]
         assert _texts(page, "assistant") == [FIRST]
+        # a restored reply takes feedback, stored against the message it names
+        restored = page.locator("#log .msg.assistant").first
+        restored.locator("button.like").click()
+        page.wait_for_selector("#log .msg.assistant >> nth=0 >> .feedback[data-feedback='like']")
         screenshot(page, "web-chat-restored-sql")

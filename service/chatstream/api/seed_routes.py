@@ -80,7 +80,13 @@ def seed_router(chat_stream: ChatStream, names: set[str]) -> APIRouter:
             prompt = await handler.get_prompt(request, _conversation_id(request))
             if prompt is None:
                 return JSONResponse({"prompt": "", "messages": []})
-            return JSONResponse({"prompt": prompt.create_prompt(), "messages": prompt.to_messages()})
+            messages = prompt.to_messages()
+            ids = getattr(prompt, "message_ids", None)
+            if ids:  # stores that know each message's id (the SQL history) name them
+                said = [m for m in messages if m["role"] != "system"]
+                for message, message_id in zip(said, ids, strict=False):
+                    message["id"] = message_id
+            return JSONResponse({"prompt": prompt.create_prompt(), "messages": messages})
 
     if "set_generation_params" in names:
 

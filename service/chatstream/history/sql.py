@@ -633,12 +633,16 @@ class PostgresRequestHandler(RequestHandler):
             conversation = await self._resolve(db, request, conversation_id, create=False)
             if conversation is None:
                 return None
-            rows = await db.execute(
-                select(messages_table.c.role, messages_table.c.text)
-                .where(messages_table.c.conversation_id == conversation.id)
-                .order_by(messages_table.c.ordinal)
-            )
-            return self._prompt(conversation.system_text, [(row.role, row.text) for row in rows])
+            rows = (
+                await db.execute(
+                    select(messages_table.c.role, messages_table.c.text, messages_table.c.message_id)
+                    .where(messages_table.c.conversation_id == conversation.id)
+                    .order_by(messages_table.c.ordinal)
+                )
+            ).all()
+            prompt = self._prompt(conversation.system_text, [(row.role, row.text) for row in rows])
+            prompt.message_ids = [row.message_id for row in rows]  # type: ignore[attr-defined]
+            return prompt
 
     async def get_generation_params(
         self, request: Request, conversation_id: str | None = None

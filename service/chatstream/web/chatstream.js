@@ -204,7 +204,10 @@
     .then((response) => (response.ok ? response.json() : {messages: []}))
     .then((data) => {
       for (const message of data.messages || []) {
-        if (message.role === "user" || message.role === "assistant") bubble(message.role, message.content || "");
+        if (message.role !== "user" && message.role !== "assistant") continue;
+        const div = bubble(message.role, message.content || "");
+        // The SQL history knows each reply's id: restored replies take feedback like fresh ones.
+        if (message.role === "assistant" && message.id) addFeedback(div, message.id);
       }
     })
     .catch(() => {})
