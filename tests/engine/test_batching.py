@@ -149,9 +149,11 @@ async def test_grown_buffers_are_reused_by_later_requests(tiny_lm):
         long_one = engine.generate(request(ids=short, max_new_tokens=150, ignore_eos=True))
         progress = asyncio.Event()
         running = asyncio.create_task(collect(long_one, progress=progress))
-        while engine.stats().generated_tokens_total < 2 * 150 + 100:
-            progress.clear()
-            await progress.wait()  # well past its first buffer before the wider prompt joins
+        while not running.done() and engine.stats().generated_tokens_total < 2 * 150 + 100:
+            progress.clear()  # wait until it is well past its first buffer before a wider prompt joins
+            waiter = asyncio.create_task(progress.wait())
+            await asyncio.wait({waiter, running}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
         joined = await collect(engine.generate(request(ids=wide, max_new_tokens=30, ignore_eos=True)))
         third = await running
     finally:
