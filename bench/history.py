@@ -34,7 +34,7 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.fixtures.postgres import _start_local_cluster  # noqa: E402
+from tests.fixtures.postgres import start_local_cluster  # noqa: E402
 from tests.fixtures.server import run_server  # noqa: E402
 
 EOS = "<::EOS::>"
@@ -142,7 +142,7 @@ def main() -> int:
     if database_url is None:
         (workdir / "pg").mkdir()
         workdir.chmod(0o755)
-        cluster = _start_local_cluster(workdir / "pg")
+        cluster = start_local_cluster(workdir / "pg")
         database_url = cluster.url(cluster.create_database())
 
     stores = ["memory", "postgres"] + ([] if args.no_sqlite else ["sqlite"])

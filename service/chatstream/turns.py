@@ -107,15 +107,26 @@ class TurnStream:
             return
         self.started = True
         self.ticket.release()
-        usage = {
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "queue_wait_seconds": None,
-            "time_to_first_token_seconds": None,
-            "duration_seconds": time.perf_counter() - self.ticket.created,
-            "finish_reason": "cancelled",
+        await _run_shielded(self._finalize("interrupted", "", self._usage("cancelled")))
+
+    def _usage(
+        self,
+        finish_reason: str,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        first_token_at: float | None = None,
+        queue_wait: float | None = None,
+    ) -> dict[str, Any]:
+        """What the history stores and the metrics observe about the turn, measured from admission."""
+        created = self.ticket.created
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "queue_wait_seconds": queue_wait,
+            "time_to_first_token_seconds": first_token_at - created if first_token_at else None,
+            "duration_seconds": time.perf_counter() - created,
+            "finish_reason": finish_reason,
         }
-        await _run_shielded(self._finalize("interrupted", "", usage))
 
     @property
     def message_id(self) -> str:
@@ -187,16 +198,9 @@ class TurnStream:
                 await _close_quietly(generator)
             self.ticket.release()
             self.text = out.shown
-            usage = {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "queue_wait_seconds": self.ticket.queue_wait,
-                "time_to_first_token_seconds": (first_token_at - self.ticket.created)
-                if first_token_at
-                else None,
-                "duration_seconds": time.perf_counter() - self.ticket.created,
-                "finish_reason": reason,
-            }
+            usage = self._usage(
+                reason, prompt_tokens, completion_tokens, first_token_at, queue_wait=self.ticket.queue_wait
+            )
             await _run_shielded(self._finalize(status, out.shown, usage))
 
     async def _finalize(self, status: str, text: str, usage: dict[str, Any]) -> None:

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from chatstream.engine.base import GenerationRequest, SamplingParams, TokenDelta
+from chatstream.engine.transformers import TransformersEngine
+
+
+@asynccontextmanager
+async def running_engine(model: Any, tokenizer: Any, **options: Any) -> AsyncIterator[TransformersEngine]:
+    """A started engine, stopped however the test ends."""
+    engine = TransformersEngine(model, tokenizer, **options)
+    await engine.start()
+    try:
+        yield engine
+    finally:
+        await engine.stop()
 
 
 def request(prompt: str = "", ids: list[int] | None = None, **params: Any) -> GenerationRequest:

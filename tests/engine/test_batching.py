@@ -6,7 +6,7 @@ import asyncio
 
 from chatstream.engine.transformers import TransformersEngine
 
-from .helpers import collect, reference, request
+from .helpers import collect, reference, request, running_engine
 
 PROMPTS = [
     "Hello, how are you today?",
@@ -25,9 +25,7 @@ async def test_staggered_arrivals_with_cancellations_match_generate(tiny_lm):
     expected = [reference(model, ids, n) for ids, n in zip(prompts, lengths, strict=True)]
     # 3 slots for 6 requests (some wait), a small prefill budget (long prompts take several chunks
     # while others decode), and two clients that disconnect mid-stream.
-    engine = TransformersEngine(model, tokenizer, max_batch_size=3, prefill_chunk_tokens=8)
-    await engine.start()
-    try:
+    async with running_engine(model, tokenizer, max_batch_size=3, prefill_chunk_tokens=8) as engine:
         tasks: list[asyncio.Task] = []
         cancel_after = {1: 3, 4: 5}
         for i, ids in enumerate(prompts):
@@ -38,8 +36,6 @@ async def test_staggered_arrivals_with_cancellations_match_generate(tiny_lm):
             )
             await progress.wait()  # the next request arrives once this one streams: staggered
         results = await asyncio.gather(*tasks)
-    finally:
-        await engine.stop()
 
     for i, (got, want) in enumerate(zip(results, expected, strict=True)):
         if i in cancel_after:
@@ -60,13 +56,9 @@ async def test_all_at_once_beyond_slots_and_one_forward_per_step(tiny_lm):
     model, tokenizer = tiny_lm
     prompts = [tokenizer(p).input_ids for p in PROMPTS]
     expected = [reference(model, ids, 10) for ids in prompts]
-    engine = TransformersEngine(model, tokenizer, max_batch_size=6)
-    await engine.start()
-    try:
+    async with running_engine(model, tokenizer, max_batch_size=6) as engine:
         streams = [engine.generate(request(ids=ids, max_new_tokens=10, ignore_eos=True)) for ids in prompts]
         results = await asyncio.gather(*(collect(s) for s in streams))
-    finally:
-        await engine.stop()
     for got, want in zip(results, expected, strict=True):
         assert got.tokens[: len(want)] == want
     # one decode forward per step serves all six streams: far fewer steps than the 60 tokens
@@ -77,9 +69,7 @@ async def test_all_at_once_beyond_slots_and_one_forward_per_step(tiny_lm):
 
 async def test_cancelled_stream_leaves_before_the_next_step(tiny_lm):
     model, tokenizer = tiny_lm
-    engine = TransformersEngine(model, tokenizer, max_batch_size=4)
-    await engine.start()
-    try:
+    async with running_engine(model, tokenizer, max_batch_size=4) as engine:
         keep = engine.generate(request("Hello", max_new_tokens=400, ignore_eos=True))
         drop = engine.generate(request("Tell me a story", max_new_tokens=400, ignore_eos=True))
         await keep.__anext__()
@@ -95,8 +85,6 @@ async def test_cancelled_stream_leaves_before_the_next_step(tiny_lm):
                 break
         assert left
         await keep.aclose()
-    finally:
-        await engine.stop()
 
 
 async def test_stop_ends_running_streams_as_cancelled(tiny_lm):
@@ -117,9 +105,7 @@ async def test_churn_many_joins_and_leaves_stays_exact(tiny_lm):
     prompts = [tokenizer(" ".join(words[: 2 + (i * 5) % 15])).input_ids for i in range(12)]
     lengths = [5 + (i * 7) % 40 for i in range(12)]
     expected = [reference(model, ids, n) for ids, n in zip(prompts, lengths, strict=True)]
-    engine = TransformersEngine(model, tokenizer, max_batch_size=5, prefill_chunk_tokens=6)
-    await engine.start()
-    try:
+    async with running_engine(model, tokenizer, max_batch_size=5, prefill_chunk_tokens=6) as engine:
         tasks = []
         for i, ids in enumerate(prompts):
             progress = asyncio.Event()
@@ -129,8 +115,6 @@ async def test_churn_many_joins_and_leaves_stays_exact(tiny_lm):
             if i % 2:
                 await progress.wait()
         results = await asyncio.gather(*tasks)
-    finally:
-        await engine.stop()
     for got, want in zip(results, expected, strict=True):
         assert got.tokens == want[: len(got.tokens)]
         if got.last.finished:
@@ -141,9 +125,7 @@ async def test_grown_buffers_are_reused_by_later_requests(tiny_lm):
     """A reply longer than the first buffer grows it mid-decode; later requests join the grown cache."""
     model, tokenizer = tiny_lm
     short, wide = tokenizer("Hello").input_ids, tokenizer(PROMPTS[1] + " " + PROMPTS[4]).input_ids
-    engine = TransformersEngine(model, tokenizer, max_batch_size=3)
-    await engine.start()
-    try:
+    async with running_engine(model, tokenizer, max_batch_size=3) as engine:
         first = await collect(engine.generate(request(ids=short, max_new_tokens=150, ignore_eos=True)))
         second = await collect(engine.generate(request(ids=short, max_new_tokens=150, ignore_eos=True)))
         long_one = engine.generate(request(ids=short, max_new_tokens=150, ignore_eos=True))
@@ -156,8 +138,6 @@ async def test_grown_buffers_are_reused_by_later_requests(tiny_lm):
             waiter.cancel()
         joined = await collect(engine.generate(request(ids=wide, max_new_tokens=30, ignore_eos=True)))
         third = await running
-    finally:
-        await engine.stop()
     expected = reference(model, short, 150)
     assert first.tokens[: len(expected)] == expected
     assert second.tokens == first.tokens and third.tokens == first.tokens

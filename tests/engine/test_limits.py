@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from chatstream.engine.transformers import TransformersEngine
-
-from .helpers import collect, reference, request
+from .helpers import collect, reference, request, running_engine
 
 
 async def test_kv_budget_queues_what_does_not_fit(tiny_lm):
@@ -14,9 +12,7 @@ async def test_kv_budget_queues_what_does_not_fit(tiny_lm):
     prompts = [tokenizer(f"item {i} value {i * 7}").input_ids for i in range(4)]
     need = max(len(p) for p in prompts) + 30
     # room for two sequences at a time, although four slots are free
-    engine = TransformersEngine(model, tokenizer, max_batch_size=4, kv_cache_tokens=2 * need + 1)
-    await engine.start()
-    try:
+    async with running_engine(model, tokenizer, max_batch_size=4, kv_cache_tokens=2 * need + 1) as engine:
         peak_running, peak_waiting, peak_used = 0, 0, 0
         progress = asyncio.Event()
 
@@ -35,8 +31,6 @@ async def test_kv_budget_queues_what_does_not_fit(tiny_lm):
         results = await asyncio.gather(*(collect(s, progress=progress) for s in streams))
         watcher.cancel()
         too_big = await collect(engine.generate(request("Hello", max_new_tokens=10 * need)))
-    finally:
-        await engine.stop()
     for got, ids in zip(results, prompts, strict=True):
         assert got.tokens == reference(model, ids, 30)[: len(got.tokens)] and len(got.tokens) == 30
     assert peak_running <= 2 and peak_waiting >= 1
@@ -48,9 +42,7 @@ async def test_a_failing_request_ends_alone(tiny_lm):
     model, tokenizer = tiny_lm
     ids = tokenizer("Hello, how are you today?").input_ids
     expected = reference(model, ids, 20)
-    engine = TransformersEngine(model, tokenizer, max_batch_size=4)
-    await engine.start()
-    try:
+    async with running_engine(model, tokenizer, max_batch_size=4) as engine:
         good = asyncio.create_task(collect(engine.generate(request(ids=ids, max_new_tokens=20))))
         bad_ids = collect(engine.generate(request(ids=[5, 10**6], max_new_tokens=5)))
         # sampling from infinite logits fails inside the batched step: only this row may end
@@ -61,8 +53,6 @@ async def test_a_failing_request_ends_alone(tiny_lm):
         failed = await asyncio.gather(bad_ids, bad_sampling, empty)
         ok = await good
         after = await collect(engine.generate(request(ids=ids, max_new_tokens=20)))
-    finally:
-        await engine.stop()
     for result in failed:
         assert result.last.finished and result.last.finish_reason == "error" and result.last.error
     assert "vocabulary" in failed[0].last.error

@@ -11,7 +11,7 @@ from chatstream.engine.base import SamplingParams
 from chatstream.engine.sampling import choose_token, choose_tokens
 from chatstream.engine.transformers import TransformersEngine
 
-from .helpers import collect, request
+from .helpers import collect, request, running_engine
 
 
 async def _run(engine: TransformersEngine, requests: list) -> list:
@@ -20,9 +20,7 @@ async def _run(engine: TransformersEngine, requests: list) -> list:
 
 async def test_seeded_sampling_reproduces_alone_and_in_a_batch(tiny_lm):
     model, tokenizer = tiny_lm
-    engine = TransformersEngine(model, tokenizer, max_batch_size=4)
-    await engine.start()
-    try:
+    async with running_engine(model, tokenizer, max_batch_size=4) as engine:
         seeded = dict(temperature=1.0, top_k=40, top_p=0.9, seed=1234, max_new_tokens=16, ignore_eos=True)
         (alone,) = await _run(engine, [request("Hello", **seeded)])
         crowd = await _run(
@@ -36,8 +34,6 @@ async def test_seeded_sampling_reproduces_alone_and_in_a_batch(tiny_lm):
             ],
         )
         (other_seed,) = await _run(engine, [request("Hello", **{**seeded, "seed": 99})])
-    finally:
-        await engine.stop()
     assert crowd[1].tokens == alone.tokens
     assert len(alone.tokens) == 16
     assert other_seed.tokens != alone.tokens

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from chatstream.engine.detokenize import IncrementalDetokenizer
-from chatstream.engine.transformers import TransformersEngine
 
-from .helpers import collect, request
+from .helpers import collect, request, running_engine
 
 JAPANESE = "こんにちは。猫が窓辺で眠っている。鰻丼と蕎麦を食べたい。東京、大阪、京都。"
 
@@ -24,9 +23,7 @@ def test_japanese_comes_out_in_whole_characters(tiny_lm):
 
 async def test_stop_string_cuts_the_reply_and_is_never_emitted(tiny_lm):
     model, tokenizer = tiny_lm
-    engine = TransformersEngine(model, tokenizer, max_batch_size=2)
-    await engine.start()
-    try:
+    async with running_engine(model, tokenizer, max_batch_size=2) as engine:
         prompt = "The quick brown fox jumps over the lazy dog."
         full = await collect(engine.generate(request(prompt, max_new_tokens=40, ignore_eos=True)))
         text = full.text
@@ -41,30 +38,22 @@ async def test_stop_string_cuts_the_reply_and_is_never_emitted(tiny_lm):
         assert stopped.last.finish_reason == "stop"
         assert stopped.tokens == full.tokens[: len(stopped.tokens)]
         assert len(stopped.tokens) < len(full.tokens)
-    finally:
-        await engine.stop()
 
 
 async def test_stop_token_ids_eos_and_length(tiny_lm):
     model, tokenizer = tiny_lm
-    engine = TransformersEngine(model, tokenizer)
-    await engine.start()
-    try:
+    async with running_engine(model, tokenizer) as engine:
         free = await collect(engine.generate(request("Hello", max_new_tokens=12, ignore_eos=True)))
         assert free.last.finish_reason == "length" and len(free.tokens) == 12
         target = free.tokens[5]
         stopped = await collect(engine.generate(request("Hello", max_new_tokens=12, stop_token_ids=[target])))
         assert stopped.tokens == free.tokens[: free.tokens.index(target) + 1]
         assert stopped.last.finish_reason == "stop"
-    finally:
-        await engine.stop()
 
 
 async def test_context_len_keeps_the_newest_prompt_tokens(tiny_lm):
     model, tokenizer = tiny_lm
-    engine = TransformersEngine(model, tokenizer)
-    await engine.start()
-    try:
+    async with running_engine(model, tokenizer) as engine:
         ids = tokenizer("Tell me a story about a small robot who learned to paint the sea at night").input_ids
         short = request(ids=ids, max_new_tokens=6, ignore_eos=True)
         short.context_len = 10
@@ -76,5 +65,3 @@ async def test_context_len_keeps_the_newest_prompt_tokens(tiny_lm):
         special.add_special_tokens = False
         plain = await collect(engine.generate(special))
         assert plain.last.prompt_tokens == len(tokenizer.encode("Hello", add_special_tokens=False))
-    finally:
-        await engine.stop()

@@ -8,14 +8,12 @@ from typing import Any
 
 import asyncpg
 
+from tests.fixtures.postgres import plain_url
+
 MESSAGES = (
     "SELECT c.id AS conversation_id, c.owner, m.ordinal, m.role, m.text, m.status, m.message_id "
     "FROM messages m JOIN conversations c ON c.id = m.conversation_id ORDER BY c.created_at, m.ordinal"
 )
-
-
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 def query(url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
@@ -27,7 +25,7 @@ def query(url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
             return [dict(row) for row in connection.execute(sql.replace("$1", "?"), args)]
 
     async def run() -> list[dict[str, Any]]:
-        connection = await asyncpg.connect(_plain(url), timeout=10)
+        connection = await asyncpg.connect(plain_url(url), timeout=10)
         try:
             return [dict(row) for row in await connection.fetch(sql, *args)]
         finally:

@@ -8,7 +8,9 @@ conversation 404, concurrent turn 409, store down 503) and must then have writte
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -80,13 +82,9 @@ def session_key(request: Request) -> str | None:
     if manager is None:
         return None
     if hasattr(manager, "get_session_id"):
-        import hashlib
-
         return hashlib.sha256(str(manager.get_session_id()).encode()).hexdigest()[:32]
     session = manager.get_session()
     if not session.get("owner_id"):
-        import uuid
-
         session["owner_id"] = uuid.uuid4().hex
     return str(session["owner_id"])
 

@@ -199,6 +199,7 @@ class PostgresRequestHandler(RequestHandler):
         self.active: dict[str, SqlTurn] = {}
         self.expected_revision = head_revision()
         self.schema_ok = False
+        self._schema_lock = asyncio.Lock()
         self._ticker: asyncio.Task[None] | None = None
 
     # --- life cycle -------------------------------------------------------------------------
@@ -239,7 +240,16 @@ class PostgresRequestHandler(RequestHandler):
             await connection.execute(text("SELECT 1"))
 
     async def _ensure_schema(self) -> None:
-        """Auto-migrate when enabled; otherwise check that the migration job has run."""
+        """Auto-migrate when enabled; otherwise check that the migration job has run.
+
+        Only until it succeeds once, and one attempt at a time: while the database is down at start,
+        concurrent requests wait for the attempt in progress instead of each starting a migration.
+        """
+        async with self._schema_lock:
+            if not self.schema_ok:
+                await self._check_schema()
+
+    async def _check_schema(self) -> None:
         try:
             if self.auto_migrate:
                 await asyncio.to_thread(upgrade_to_head, self.url, self.timeout)
@@ -353,8 +363,9 @@ class PostgresRequestHandler(RequestHandler):
             "created_at": now,
             "updated_at": now,
         }
-        await db.execute(insert(conversations).values(**values))
-        return _FakeRow(values)
+        return (
+            await db.execute(insert(conversations).values(**values).returning(*CONVERSATION_COLUMNS))
+        ).one()
 
     async def _resolve(
         self, db: AsyncConnection, request: Request, conversation_id: str | None, create: bool
@@ -375,7 +386,6 @@ class PostgresRequestHandler(RequestHandler):
             conversation = await self._resolve(db, request, turn.conversation_id, create=True)
             assert conversation is not None
             now = utcnow()
-            title = conversation.title or _title(turn.user_input or "") if not turn.regenerate else None
             claim = (
                 update(conversations)
                 .where(
@@ -384,8 +394,8 @@ class PostgresRequestHandler(RequestHandler):
                 )
                 .values(active_message_id=message_id, lease_until=now + self.lease, updated_at=now)
             )
-            if title and not conversation.title and turn.messages is None:
-                claim = claim.values(title=title)
+            if not conversation.title and turn.messages is None and not turn.regenerate:
+                claim = claim.values(title=_title(turn.user_input or ""))
             if (await db.execute(claim)).rowcount != 1:
                 raise conflict(TURN_BUSY)
             if conversation.active_message_id is not None:
@@ -768,13 +778,6 @@ class PostgresRequestHandler(RequestHandler):
                 raise conflict(TURN_BUSY)
             await self._delete_messages(db, conversation.id)
             await db.execute(delete(conversations).where(conversations.c.id == conversation.id))
-
-
-class _FakeRow:
-    """A just-inserted conversation, readable like a selected row."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
 
 
 #: the name the seed's docs promise, and a backend-neutral alias
