@@ -206,7 +206,7 @@ def measure(
 
 
 def run_one(args: argparse.Namespace) -> dict[str, Any]:
-    """One (mode, arrivals, N) measurement in this fresh process, after a short warm-up of that mode."""
+    """One (mode, arrivals, N) measurement in this fresh process, after a full-size warm-up of that mode."""
     from chatstream.engine.loader import load_model_and_tokenizer
 
     mode, arrival, n = args.one.split(",")
@@ -214,7 +214,8 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     model, tokenizer = load_model_and_tokenizer(str(args.model), device=args.device, dtype=args.dtype)
     prompts = make_prompts(tokenizer, n, args.prompt_tokens)
     offsets = [i * args.stagger_ms / 1000 if arrival == "staggered" else 0.0 for i in range(n)]
-    measure(model, tokenizer, mode, prompts[:2], 4, [0.0] * min(n, 2), args.prefill_chunk_tokens)
+    # a full-size warm-up, as bench/serve.py gives the server: both sides are measured warm
+    measure(model, tokenizer, mode, prompts, 4, [0.0] * n, args.prefill_chunk_tokens)
     result = measure(model, tokenizer, mode, prompts, args.new_tokens, offsets, args.prefill_chunk_tokens)
     result.update(arrivals=arrival, n=n, dtype=str(model.dtype))
     result["parameters"] = sum(p.numel() for p in model.parameters())

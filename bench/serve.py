@@ -3,10 +3,14 @@
 Starts ``chatstream serve`` on the benchmark model (see ``bench/engine.py``) as a subprocess on a
 loopback port with ``--num-of-concurrent-executions N``, sends N streaming chat completions at once
 (~100-token prompts, 128 new tokens, greedy) and, while they run, probes ``GET /healthz`` from a
-separate thread every ``--probe-ms``. Reports aggregate tokens/s, p50/p99 time to first token, p50
+separate thread every ``--probe-ms``. Reports aggregate tokens/s, p50/p99 time to first text, p50
 gap between streamed chunks, ``/healthz`` p50/p99/max latency, and the ratio to the in-process engine
-measured in a fresh process with the same N (``bench/engine.py --one``). Writes JSON to
-``bench/results/`` and prints a table.
+measured in fresh processes with the same N (``bench/engine.py --one``).
+
+Both sides are measured warm and alike: the server gets one full-size warm-up round (N streams, a
+few tokens each) and then ``--rounds`` measured rounds; the in-process engine runs ``--rounds``
+times, each in a fresh process after its own full-size warm-up. The median round of each side is
+compared. Writes JSON to ``bench/results/`` and prints a table.
 
     python bench/serve.py                # N = 1, 16, 32
     python bench/serve.py --quick        # N = 4, 32 new tokens
@@ -17,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
 import sys
 import threading
 import time
@@ -29,7 +32,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.engine import RESULTS, ensure_model, make_prompts, percentile  # noqa: E402
+from bench.engine import RESULTS, ensure_model, make_prompts, measure_repeated, percentile  # noqa: E402
 from tests.fixtures.server import run_server  # noqa: E402
 
 
@@ -68,20 +71,20 @@ def probe(url: str, every: float, stop: threading.Event, out: list[float]) -> No
             stop.wait(every)
 
 
-async def run_level(url: str, texts: list[str], new: int, probe_every: float) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
-        model = (await client.get("/v1/models")).json()["data"][0]["id"]
-        await one_stream(client, model, texts[0], 4)  # warm-up
-        latencies: list[float] = []
-        stop = threading.Event()
-        prober = threading.Thread(target=probe, args=(url, probe_every, stop, latencies), daemon=True)
-        prober.start()
-        started = time.perf_counter()
-        try:
-            results = await asyncio.gather(*(one_stream(client, model, t, new) for t in texts))
-        finally:
-            stop.set()
-            prober.join()
+async def run_round(
+    client: httpx.AsyncClient, url: str, model: str, texts: list[str], new: int, probe_every: float
+) -> dict[str, Any]:
+    """N streams at once while a separate thread probes ``/healthz``."""
+    latencies: list[float] = []
+    stop = threading.Event()
+    prober = threading.Thread(target=probe, args=(url, probe_every, stop, latencies), daemon=True)
+    prober.start()
+    started = time.perf_counter()
+    try:
+        results = await asyncio.gather(*(one_stream(client, model, t, new) for t in texts))
+    finally:
+        stop.set()
+        prober.join()
     end = max(r["chunks"][-1] for r in results if r["chunks"])
     tokens = sum(r["tokens"] for r in results)
     ttft = [r["chunks"][0] - r["sent"] for r in results if r["chunks"]]
@@ -100,17 +103,23 @@ async def run_level(url: str, texts: list[str], new: int, probe_every: float) ->
     }
 
 
-def in_process(model_dir: Path, n: int, new: int, prompt_tokens: int) -> dict[str, Any]:
-    command = [
-        sys.executable,
-        str(REPO / "bench" / "engine.py"),
-        f"--model={model_dir}",
-        f"--new-tokens={new}",
-        f"--prompt-tokens={prompt_tokens}",
-        f"--one=engine,at_once,{n}",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+async def run_level(url: str, texts: list[str], new: int, probe_every: float, rounds: int) -> dict[str, Any]:
+    """A full-size warm-up round, then ``rounds`` measured ones; the median-throughput round is kept."""
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        model = (await client.get("/v1/models")).json()["data"][0]["id"]
+        await asyncio.gather(*(one_stream(client, model, t, 4) for t in texts))  # warm-up
+        runs = [await run_round(client, url, model, texts, new, probe_every) for _ in range(rounds)]
+    runs.sort(key=lambda r: r["tokens_per_s"])
+    result = runs[len(runs) // 2]
+    result["runs_tokens_per_s"] = [r["tokens_per_s"] for r in runs]
+    result["healthz_p99_ms_worst"] = max(r["healthz_p99_ms"] for r in runs)
+    return result
+
+
+def in_process(model_dir: Path, n: int, new: int, prompt_tokens: int, rounds: int) -> dict[str, Any]:
+    """The engine alone with the same N, ``rounds`` fresh processes, median (``bench/engine.py``)."""
+    passthrough = [f"--model={model_dir}", f"--new-tokens={new}", f"--prompt-tokens={prompt_tokens}"]
+    return measure_repeated(passthrough, f"engine,at_once,{n}", rounds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,11 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt-tokens", type=int, default=100)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--probe-ms", type=float, default=50.0)
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds per side; the median is kept")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.quick:
-        args.n, args.new_tokens = "4", 32
+        args.n, args.new_tokens, args.rounds = "4", 32, 1
 
     from rich.console import Console
     from rich.table import Table
@@ -148,8 +158,11 @@ def main(argv: list[str] | None = None) -> int:
             "--log-level", "warning",
         ]  # fmt: skip
         with run_server(*server_args, timeout=180) as server:
-            row = asyncio.run(run_level(server.url, texts[:n], args.new_tokens, args.probe_ms / 1000))
-        engine = in_process(model_dir, n, args.new_tokens, args.prompt_tokens)
+            row = asyncio.run(
+                run_level(server.url, texts[:n], args.new_tokens, args.probe_ms / 1000, args.rounds)
+            )
+        engine = in_process(model_dir, n, args.new_tokens, args.prompt_tokens, args.rounds)
+        row["in_process_runs_tokens_per_s"] = engine["runs_tokens_per_s"]
         row["in_process_tokens_per_s"] = engine["tokens_per_s"]
         row["ratio_to_in_process"] = row["tokens_per_s"] / engine["tokens_per_s"]
         rows.append(row)
@@ -175,7 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     Console().print(table)
     out = args.out or RESULTS / f"serve-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"benchmark": "serve", "model": str(model_dir), "new_tokens": args.new_tokens, "results": rows}
+    report = {
+        "benchmark": "serve",
+        "model": str(model_dir),
+        "new_tokens": args.new_tokens,
+        "rounds": args.rounds,
+        "results": rows,
+    }
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}", file=sys.stderr)
     return 0

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     history_write_interval_sec: float = Field(
         1.0, gt=0, description="How often partial replies are written to the store (and leases renewed)."
     )
+    sse_keepalive_sec: float = Field(
+        15.0,
+        gt=0,
+        description="Seconds without an event after which an OpenAI stream sends an SSE comment, so "
+        "proxies and load balancers keep a queued or slow stream open.",
+    )
 
     # --- metrics -----------------------------------------------------------------------------
     metrics_enabled: bool = True

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import httpx
 import openai
 import pytest
+
+from tests.fixtures.server import run_server
 
 from .conftest import MODEL
 
@@ -83,3 +86,72 @@ def test_non_streaming_disconnect_cancels_generation(busy_server):
     ok = httpx.post(busy_server.url + "/v1/chat/completions", json={**BODY, "max_tokens": 2}, timeout=30)
     assert ok.status_code == 200
     assert ok.json()["choices"][0]["message"]["content"] == "Streaming chat"
+
+
+@pytest.fixture
+def keepalive_server():
+    """One slot, one queue place, keep-alive comments after 0.2 s without an event."""
+    with run_server(
+        "--mock",
+        "--history",
+        "memory",
+        "--num-of-concurrent-executions",
+        "1",
+        "--max-queue-size",
+        "1",
+        "--sse-keepalive-sec",
+        "0.2",
+        "--mock-params",
+        '{"type": "long", "time_per_token_sec": 0.02}',
+    ) as server:
+        yield server
+
+
+def _read_stream(server, body: dict, lines: list[str]) -> None:
+    with httpx.stream("POST", server.url + "/v1/chat/completions", json=body, timeout=30) as response:
+        assert response.status_code == 200
+        lines.extend(line for line in response.iter_lines() if line)
+
+
+def _content(lines: list[str]) -> str:
+    chunks = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+
+
+def test_a_queued_stream_gets_keepalive_comments_then_its_whole_reply(keepalive_server):
+    body = {**BODY, "stream": True, "max_tokens": 60}
+    first: list[str] = []
+    holder = threading.Thread(target=_read_stream, args=(keepalive_server, body, first))
+    holder.start()
+    deadline = time.monotonic() + 10
+    while _processing(keepalive_server) == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    queued: list[str] = []
+    _read_stream(keepalive_server, body, queued)  # waits in the queue for ~1 s first
+    holder.join()
+    comments = [line for line in queued if line.startswith(":")]
+    assert comments and set(comments) == {": keep-alive"}
+    # the comments come before the reply starts; the running stream (no wait) got none
+    first_text = next(i for i, line in enumerate(queued) if _content([line]))
+    assert max(i for i, line in enumerate(queued) if line.startswith(":")) < first_text
+    assert not [line for line in first if line.startswith(":")]
+    assert _content(queued) == _content(first) != ""
+    assert queued[-1] == "data: [DONE]" and first[-1] == "data: [DONE]"
+
+
+def test_openai_client_reads_through_keepalive_comments(keepalive_server):
+    client = openai.OpenAI(base_url=keepalive_server.url + "/v1", api_key="unused", max_retries=0)
+    body = {**BODY, "stream": True, "max_tokens": 30}
+    holder = threading.Thread(target=_read_stream, args=(keepalive_server, body, []))
+    holder.start()
+    deadline = time.monotonic() + 10
+    while _processing(keepalive_server) == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    stream = client.chat.completions.create(
+        model=MODEL, messages=BODY["messages"], stream=True, max_tokens=30
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    holder.join()
+    assert len(text.split()) >= 10

@@ -9,9 +9,11 @@ says, because OpenAI clients never look for a 200-with-error body.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -196,67 +198,146 @@ def _sse(data: str) -> str:
     return f"data: {data}\n\n"
 
 
-async def _with_keepalive(events: AsyncIterator[TurnEvent]) -> AsyncIterator[TurnEvent | None]:
-    """Yield events, and ``None`` whenever ``KEEPALIVE_SEC`` pass without one (e.g. while queued)."""
-    pending: asyncio.Future[TurnEvent] | None = None
+class _Failed:
+    """An exception raised by the event stream, carried through the queue to the consumer."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = object()
+
+
+async def _with_keepalive(
+    events: AsyncIterator[TurnEvent], every: float = KEEPALIVE_SEC
+) -> AsyncIterator[TurnEvent | None]:
+    """Yield events, and ``None`` whenever ``every`` seconds pass without one (e.g. while queued).
+
+    One pump task reads the events into a queue for the whole stream and one timer task adds the
+    keep-alive marks: per event that is a queue put and get. (Waiting on each event with a timeout
+    costs a task and a timer per token, about a fifth of the server's CPU per streamed chunk.) A
+    consumer that fell behind (a slow client) gets the queued deltas as one event.
+    """
+    loop = asyncio.get_running_loop()
+    items: deque[Any] = deque()
+    ready = asyncio.Event()
+    last = loop.time()
+
+    def put(item: Any) -> None:
+        items.append(item)
+        ready.set()
+
+    async def pump() -> None:
+        nonlocal last
+        try:
+            async for event in events:
+                last = loop.time()
+                put(event)
+        except Exception as exc:
+            put(_Failed(exc))
+        put(_END)
+
+    async def beat() -> None:
+        nonlocal last
+        while True:
+            await asyncio.sleep(max(0.0, last + every - loop.time()))
+            if loop.time() - last >= every:
+                last = loop.time()
+                put(None)
+
+    tasks = [asyncio.ensure_future(pump()), asyncio.ensure_future(beat())]
     try:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(events))
-            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_SEC)
-            if not done:
-                yield None
-                continue
-            try:
-                event = pending.result()
-            except StopAsyncIteration:
+            while not items:
+                ready.clear()
+                await ready.wait()
+            item = items.popleft()
+            while _mergeable(item) and items and _mergeable(items[0]):
+                item = _merge(item, items.popleft())
+            if item is _END:
                 return
-            pending = None
-            yield event
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
     finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             try:
-                await pending
-            except (asyncio.CancelledError, StopAsyncIteration, Exception):
+                await task
+            except (asyncio.CancelledError, Exception):
                 pass
         await events.aclose()
 
 
+def _mergeable(item: Any) -> bool:
+    return item is not None and item is not _END and not isinstance(item, _Failed) and not item.finished
+
+
+def _merge(first: TurnEvent, second: TurnEvent) -> TurnEvent:
+    return dataclasses.replace(
+        first,
+        delta=first.delta + second.delta,
+        text=second.text,
+        prompt_tokens=second.prompt_tokens,
+        completion_tokens=second.completion_tokens,
+    )
+
+
+def _content_template(completion_id: str, created: int, model: str, include_usage: bool) -> tuple[str, str]:
+    """The SSE text around a content delta's JSON string, rendered once per stream from the schema.
+
+    Every content chunk of a stream differs only in its text, so the chunk model is dumped once
+    with a marker and split there; per token only the text is JSON-encoded.
+    """
+    marker = "\u0000content\u0000"
+    text = _dump_chunk(completion_id, created, model, Delta(content=marker), None, include_usage)
+    prefix, _, suffix = text.partition(json.dumps(marker, ensure_ascii=False))
+    return prefix, suffix
+
+
+def _dump_chunk(
+    completion_id: str, created: int, model: str, delta: Delta, finish_reason: str | None, include_usage: bool
+) -> str:
+    payload = ChatCompletionChunk(
+        id=completion_id,
+        created=created,
+        model=model,
+        choices=[ChunkChoice(delta=delta, finish_reason=finish_reason)],
+    ).model_dump()
+    # OpenAI sends only the keys a delta has ({} in the finish chunk), and usage only on request
+    payload["choices"][0]["delta"] = delta.model_dump(exclude_none=True)
+    if not include_usage:
+        payload.pop("usage")
+    return _sse(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+
+
 async def stream_chunks(
-    stream: TurnStream, completion_id: str, model: str, include_usage: bool
+    stream: TurnStream,
+    completion_id: str,
+    model: str,
+    include_usage: bool,
+    keepalive_sec: float = KEEPALIVE_SEC,
 ) -> AsyncIterator[str]:
     """The SSE body: role chunk, content chunks, a finish chunk, the usage chunk, ``[DONE]``."""
     created = int(time.time())
-
-    def dump(delta: Delta, finish_reason: str | None = None) -> str:
-        payload = ChatCompletionChunk(
-            id=completion_id,
-            created=created,
-            model=model,
-            choices=[ChunkChoice(delta=delta, finish_reason=finish_reason)],
-        ).model_dump()
-        # OpenAI sends only the keys a delta has ({} in the finish chunk), and usage only on request
-        payload["choices"][0]["delta"] = delta.model_dump(exclude_none=True)
-        if not include_usage:
-            payload.pop("usage")
-        return _sse(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
-
-    yield dump(Delta(role="assistant", content=""))
-    async for event in _with_keepalive(stream.events()):
+    prefix, suffix = _content_template(completion_id, created, model, include_usage)
+    yield _dump_chunk(completion_id, created, model, Delta(role="assistant", content=""), None, include_usage)
+    async for event in _with_keepalive(stream.events(), keepalive_sec):
         if event is None:
             yield ": keep-alive\n\n"
             continue
         if event.delta:
             stream.sent_any = True
-            yield dump(Delta(content=event.delta))
+            yield prefix + json.dumps(event.delta, ensure_ascii=False) + suffix
         if not event.finished:
             continue
         if event.error:
             error = ErrorDetail(message=event.error, type="server_error", code="generation_failed")
             yield _sse(json.dumps({"error": error.model_dump()}))
             break
-        yield dump(Delta(), _finish_reason(event.finish_reason))
+        reason = _finish_reason(event.finish_reason)
+        yield _dump_chunk(completion_id, created, model, Delta(), reason, include_usage)
         if include_usage:
             usage_chunk = ChatCompletionChunk(
                 id=completion_id, created=created, model=model, choices=[], usage=_usage(event)
@@ -309,6 +390,7 @@ def openai_router(chat_stream: ChatStream, settings: Settings | None = None) -> 
     """``/v1/chat/completions`` and ``/v1/models`` bound to ``chat_stream``."""
     router = APIRouter(prefix="/v1", tags=["openai"])
     started = int(time.time())
+    keepalive_sec = settings.sse_keepalive_sec if settings is not None else KEEPALIVE_SEC
 
     def model_card() -> ModelCard:
         return ModelCard(id=chat_stream.engine.model_name, created=started)
@@ -365,7 +447,7 @@ def openai_router(chat_stream: ChatStream, settings: Settings | None = None) -> 
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return DisconnectAwareStreamingResponse(
-                stream_chunks(stream, completion_id, model, include_usage),
+                stream_chunks(stream, completion_id, model, include_usage, keepalive_sec),
                 headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 media_type="text/event-stream",
                 on_close=stream.abandon,
