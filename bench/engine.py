@@ -6,9 +6,12 @@ Side by side in one run, on the same ~100-token prompts (128 new tokens, EOS dis
     forward per token on the event loop, yielding between tokens (cooperative interleaving);
 (b) ``static``: one batched ``model.generate()`` over all prompts (it starts when the last one arrived);
 (c) ``engine``: :class:`TransformersEngine` with ``num_of_concurrent_executions = N``.
+(d) ``ceiling``: N rows per batched decode forward and nothing else (no prefill, sampling or
+    scheduling), the most any engine could reach for N streams on this model and device.
 
 For N concurrent requests arriving all at once and staggered (``--stagger-ms`` apart) it reports
-aggregate tokens/s, p50/p99 time to first token, p50 inter-token gap and each ratio to (a). Writes
+aggregate tokens/s, p50/p99 time to first token, p50 inter-token gap, each ratio to (a) and the
+engine's ratio to (d). Writes
 JSON to ``bench/results/`` and prints a table. The model is ``chatstream make-tiny-model`` with hidden
 512, 8 layers, 8 heads, intermediate 1376, vocab 16000 (~42M parameters), built on first use.
 
@@ -189,6 +192,33 @@ async def run_engine(
     return summarise(arrivals, stamps, started, "engine")
 
 
+async def run_ceiling(model: Any, prompts: list[list[int]], new: int) -> dict[str, Any]:
+    """(d) The decode-step ceiling: N rows per batched decode forward and nothing else.
+
+    The engine's own forward (its in-place KV cache) with no prefill, sampling, scheduling or
+    padding, repeated over a context of what a stream holds mid-way (prompt + new/2 tokens): what
+    any engine on this model and device could reach at best for N streams.
+    """
+    import torch
+
+    from chatstream.engine import kvcache
+
+    device = next(model.parameters()).device
+    width = min(len(p) for p in prompts) + new // 2
+    rows = [(p * (width // len(p) + 1))[:width] for p in prompts]
+    cache = kvcache.new_cache(model.config.num_hidden_layers)
+    steps = min(new, 32)
+    stamps: list[float] = []
+    with torch.inference_mode():
+        out = model(input_ids=torch.tensor(rows, device=device), past_key_values=cache, use_cache=True)
+        token = out.logits[:, -1:].argmax(-1)
+        started = time.perf_counter()
+        for _ in range(steps):
+            token = model(input_ids=token, past_key_values=cache, use_cache=True).logits[:, -1:].argmax(-1)
+            stamps.append(time.perf_counter())
+    return summarise([started] * len(prompts), [list(stamps) for _ in prompts], started, "ceiling")
+
+
 def measure(
     model: Any,
     tokenizer: Any,
@@ -202,6 +232,8 @@ def measure(
         return asyncio.run(run_seed(model, prompts, new, offsets))
     if mode == "static":
         return asyncio.run(run_static(model, tokenizer, prompts, new, offsets))
+    if mode == "ceiling":
+        return asyncio.run(run_ceiling(model, prompts, new))
     return asyncio.run(run_engine(model, tokenizer, prompts, new, offsets, chunk))
 
 
@@ -250,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stagger-ms", type=float, default=50.0, help="gap between staggered arrivals")
     parser.add_argument("--prefill-chunk-tokens", type=int, default=512)
     parser.add_argument("--arrivals", default="at_once,staggered")
-    parser.add_argument("--modes", default="seed,static,engine")
+    parser.add_argument("--modes", default="seed,static,engine,ceiling")
     parser.add_argument("--quick", action="store_true", help="N = 1, 4 and 32 new tokens")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the median is kept")
@@ -285,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         for n in levels:
             base = None
             for mode in args.modes.split(","):
+                if mode == "ceiling" and arrival != "at_once":
+                    continue  # arrivals do not apply to a bare decode step
                 result = measure_repeated(passthrough, f"{mode},{arrival},{n}", args.repeat)
                 if mode == "seed":
                     base = result
@@ -296,19 +330,26 @@ def main(argv: list[str] | None = None) -> int:
                     f"ttft p50 {result['ttft_p50_ms']:.0f} ms  itl p50 {result['itl_p50_ms']:.1f} ms",
                     file=sys.stderr,
                 )
+    ceilings = {r["n"]: r["tokens_per_s"] for r in rows if r["mode"] == "ceiling"}
+    for r in rows:
+        if r["mode"] == "engine" and r["n"] in ceilings:
+            r["ratio_to_ceiling"] = r["tokens_per_s"] / ceilings[r["n"]]
     params = rows[0]["parameters"]
     dtype = rows[0]["dtype"]
     table = Table(title=f"engine benchmark — {params / 1e6:.1f}M params on {args.device} ({dtype})")
-    for column in ["arrivals", "N", "mode", "tok/s", "× seed", "TTFT p50 ms", "TTFT p99 ms", "ITL p50 ms"]:
+    columns = ["arrivals", "N", "mode", "tok/s", "× seed", "× ceiling", "TTFT p50 ms", "TTFT p99 ms"]
+    for column in [*columns, "ITL p50 ms"]:
         table.add_column(column, justify="right")
     for r in rows:
         ratio = r.get("ratio_to_seed")
+        of_ceiling = r.get("ratio_to_ceiling")
         table.add_row(
             r["arrivals"],
             str(r["n"]),
             r["mode"],
             f"{r['tokens_per_s']:.1f}",
             f"{ratio:.2f}" if ratio is not None else "",
+            f"{of_ceiling:.2f}" if of_ceiling is not None else "",
             f"{r['ttft_p50_ms']:.0f}",
             f"{r['ttft_p99_ms']:.0f}",
             f"{r['itl_p50_ms']:.1f}",
