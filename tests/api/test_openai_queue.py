@@ -10,8 +10,6 @@ import httpx
 import openai
 import pytest
 
-from tests.fixtures.server import run_server
-
 from .conftest import MODEL
 
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "tell me a long story"}]}
@@ -86,25 +84,6 @@ def test_non_streaming_disconnect_cancels_generation(busy_server):
     ok = httpx.post(busy_server.url + "/v1/chat/completions", json={**BODY, "max_tokens": 2}, timeout=30)
     assert ok.status_code == 200
     assert ok.json()["choices"][0]["message"]["content"] == "Streaming chat"
-
-
-@pytest.fixture
-def keepalive_server():
-    """One slot, one queue place, keep-alive comments after 0.2 s without an event."""
-    with run_server(
-        "--mock",
-        "--history",
-        "memory",
-        "--num-of-concurrent-executions",
-        "1",
-        "--max-queue-size",
-        "1",
-        "--sse-keepalive-sec",
-        "0.2",
-        "--mock-params",
-        '{"type": "long", "time_per_token_sec": 0.02}',
-    ) as server:
-        yield server
 
 
 def _read_stream(server, body: dict, lines: list[str]) -> None:
