@@ -265,7 +265,12 @@ def measure_repeated(passthrough: list[str], spec: str, repeat: int) -> dict[str
             print(done.stderr[-3000:], file=sys.stderr)
             raise SystemExit(f"{spec} failed")
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    runs.sort(key=lambda r: r["tokens_per_s"])
+    return median_run(runs)
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median throughput, and every run's throughput beside it."""
+    runs = sorted(runs, key=lambda r: r["tokens_per_s"])
     result = runs[len(runs) // 2]
     result["runs_tokens_per_s"] = [r["tokens_per_s"] for r in runs]
     return result

@@ -32,7 +32,14 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.engine import RESULTS, ensure_model, make_prompts, measure_repeated, percentile  # noqa: E402
+from bench.engine import (  # noqa: E402
+    RESULTS,
+    ensure_model,
+    make_prompts,
+    measure_repeated,
+    median_run,
+    percentile,
+)
 from tests.fixtures.server import run_server  # noqa: E402
 
 
@@ -109,9 +116,7 @@ async def run_level(url: str, texts: list[str], new: int, probe_every: float, ro
         model = (await client.get("/v1/models")).json()["data"][0]["id"]
         await asyncio.gather(*(one_stream(client, model, t, 4) for t in texts))  # warm-up
         runs = [await run_round(client, url, model, texts, new, probe_every) for _ in range(rounds)]
-    runs.sort(key=lambda r: r["tokens_per_s"])
-    result = runs[len(runs) // 2]
-    result["runs_tokens_per_s"] = [r["tokens_per_s"] for r in runs]
+    result = median_run(runs)
     result["healthz_p99_ms_worst"] = max(r["healthz_p99_ms"] for r in runs)
     return result
 

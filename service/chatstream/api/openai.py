@@ -198,13 +198,6 @@ def _sse(data: str) -> str:
     return f"data: {data}\n\n"
 
 
-class _Failed:
-    """An exception raised by the event stream, carried through the queue to the consumer."""
-
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
 _END = object()
 
 
@@ -233,8 +226,8 @@ async def _with_keepalive(
             async for event in events:
                 last = loop.time()
                 put(event)
-        except Exception as exc:
-            put(_Failed(exc))
+        except Exception as exc:  # handed to the consumer, which raises it
+            put(exc)
         put(_END)
 
     async def beat() -> None:
@@ -256,8 +249,8 @@ async def _with_keepalive(
                 item = _merge(item, items.popleft())
             if item is _END:
                 return
-            if isinstance(item, _Failed):
-                raise item.exc
+            if isinstance(item, Exception):
+                raise item
             yield item
     finally:
         for task in tasks:
@@ -271,7 +264,7 @@ async def _with_keepalive(
 
 
 def _mergeable(item: Any) -> bool:
-    return item is not None and item is not _END and not isinstance(item, _Failed) and not item.finished
+    return item is not None and item is not _END and not isinstance(item, Exception) and not item.finished
 
 
 def _merge(first: TurnEvent, second: TurnEvent) -> TurnEvent:
