@@ -24,6 +24,7 @@ from starlette.requests import ClientDisconnect
 from ..errors import ChatStreamError, bad_request
 from ..history.base import CONVERSATION_HEADER, TurnInput
 from ..scheduler import QueueFullError
+from ..settings import Settings
 from .openai_schemas import (
     SUPPORTED_ROLES,
     AssistantMessage,
@@ -44,11 +45,10 @@ from .streaming import DisconnectAwareStreamingResponse
 
 if TYPE_CHECKING:
     from ..chat_stream import ChatStream
-    from ..settings import Settings
     from ..turns import TurnEvent, TurnStream
 
 #: seconds without an event after which an SSE comment keeps proxies from closing the stream
-KEEPALIVE_SEC = 15.0
+KEEPALIVE_SEC: float = Settings.model_fields["sse_keepalive_sec"].default
 
 _ERROR_TYPES = {
     401: "authentication_error",
