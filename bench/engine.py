@@ -34,6 +34,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
+sys.path.insert(0, str(REPO))
+
+from bench.stats import percentile  # noqa: E402
+
 MODEL_SIZES = {
     "hidden_size": 512,
     "num_layers": 8,
@@ -41,13 +45,6 @@ MODEL_SIZES = {
     "intermediate_size": 1376,
     "vocab_size": 16000,
 }
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 def ensure_model(path: Path | None) -> Path:

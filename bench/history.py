@@ -34,17 +34,11 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.stats import percentile  # noqa: E402
 from tests.fixtures.postgres import start_local_cluster  # noqa: E402
 from tests.fixtures.server import run_server  # noqa: E402
 
 EOS = "<::EOS::>"
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 async def client_loop(url: str, deadline: float, latencies: list[float], errors: list[str]) -> None:

@@ -33,17 +33,10 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.stats import percentile  # noqa: E402
 from tests.fixtures.server import run_server  # noqa: E402
 
 REQUESTS_TOTAL = re.compile(r'^chatstream_requests_total\{[^}]*outcome="(\w+)"[^}]*\}\s+([0-9.e+]+)$', re.M)
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def scrape_outcomes(url: str) -> dict[str, float]:

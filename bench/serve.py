@@ -38,8 +38,8 @@ from bench.engine import (  # noqa: E402
     make_prompts,
     measure_repeated,
     median_run,
-    percentile,
 )
+from bench.stats import percentile  # noqa: E402
 from tests.fixtures.server import run_server  # noqa: E402
 
 
@@ -68,14 +68,20 @@ async def one_stream(client: httpx.AsyncClient, model: str, text: str, new: int)
     return {"sent": sent, "chunks": chunks, "tokens": tokens}
 
 
-def probe(url: str, every: float, stop: threading.Event, out: list[float]) -> None:
-    """``/healthz`` latency from its own thread and connection, so the streams' parsing does not skew it."""
+def probe(url: str, every: float, ready: threading.Event, stop: threading.Event, out: list[float]) -> None:
+    """``/healthz`` latency from its own thread and connection, so the streams' parsing does not skew it.
+
+    Sets ``ready`` once its connection is open and probes at least once, however short the round.
+    """
     with httpx.Client(base_url=url, timeout=10) as client:
-        while not stop.is_set():
+        client.get("/healthz").raise_for_status()  # connect before the round, not inside it
+        ready.set()
+        while True:
             started = time.perf_counter()
             client.get("/healthz").raise_for_status()
             out.append(time.perf_counter() - started)
-            stop.wait(every)
+            if stop.wait(every):
+                return
 
 
 async def run_round(
@@ -83,9 +89,10 @@ async def run_round(
 ) -> dict[str, Any]:
     """N streams at once while a separate thread probes ``/healthz``."""
     latencies: list[float] = []
-    stop = threading.Event()
-    prober = threading.Thread(target=probe, args=(url, probe_every, stop, latencies), daemon=True)
+    ready, stop = threading.Event(), threading.Event()
+    prober = threading.Thread(target=probe, args=(url, probe_every, ready, stop, latencies), daemon=True)
     prober.start()
+    await asyncio.to_thread(ready.wait, 30)
     started = time.perf_counter()
     try:
         results = await asyncio.gather(*(one_stream(client, model, t, new) for t in texts))
