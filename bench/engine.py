@@ -89,8 +89,14 @@ def summarise(arrivals: list[float], stamps: list[list[float]], started: float, 
 
 
 async def _arrive(started: float, offset: float) -> float:
-    await asyncio.sleep(max(0.0, started + offset - time.perf_counter()))
-    return time.perf_counter()
+    """Wait for this request's arrival time and return it.
+
+    The arrival is the scheduled time, not the moment this coroutine got to run: a request that
+    arrives while the event loop is busy (the seed's blocking forwards) has been waiting since then.
+    """
+    arrival = started + offset
+    await asyncio.sleep(max(0.0, arrival - time.perf_counter()))
+    return arrival
 
 
 async def run_seed(model: Any, prompts: list[list[int]], new: int, offsets: list[float]) -> dict[str, Any]:

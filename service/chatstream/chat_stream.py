@@ -8,6 +8,7 @@ It keeps the seed's constructor options and methods (``start_queue_worker``,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -236,18 +237,26 @@ class ChatStream:
     def build_generation_request(
         self, prompt: AbstractChatPrompt, params: SamplingParams, extra_stop: list[str] | None = None
     ) -> GenerationRequest:
-        """Render the prompt, dropping whole old turns until it fits ``context_len``."""
+        """Render and tokenise the prompt, dropping whole old turns until it fits ``context_len``.
+
+        CPU work that grows with the history (template rendering, tokenising once per dropped
+        turn): :meth:`open_turn` runs it in a worker thread, off the event loop.
+        """
         working = type(prompt).from_dict(prompt.to_dict())
         budget = max(self.context_len - params.max_new_tokens, 1)
-        text = working.create_prompt()
-        while self.engine.count_tokens(text) > budget and working.drop_oldest_turn():
+        while True:
             text = working.create_prompt()
+            ids = self.engine.encode_prompt(text, self.add_special_tokens)
+            size = len(ids) if ids is not None else self.engine.count_tokens(text)
+            if size <= budget or not working.drop_oldest_turn():
+                break
         stops = list(working.get_stop_strs() or []) + list(extra_stop or [])
         params.stop = [s for s in dict.fromkeys(stops + params.stop) if s]
         return GenerationRequest(
             request_id=uuid.uuid4().hex,
             prompt=text,
             params=params,
+            prompt_token_ids=ids,
             add_special_tokens=self.add_special_tokens,
             context_len=self.context_len,
             last_user_message=working.undo_input_replacement(working.get_requester_last_msg() or ""),
@@ -279,7 +288,9 @@ class ChatStream:
             turn = await self.request_handler.begin_turn(request, turn_input)
             merged = {**turn.generation_params, **(overrides or {})}
             params = self.sampling_params(merged)
-            generation_request = self.build_generation_request(turn.chat_prompt, params, stop)
+            generation_request = await asyncio.to_thread(
+                self.build_generation_request, turn.chat_prompt, params, stop
+            )
             turn.used_params = _used_params(params)
         except BaseException:
             ticket.release()

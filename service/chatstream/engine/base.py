@@ -117,6 +117,15 @@ class Engine(ABC):
         """Prompt length in tokens (used for context truncation); engines with a tokenizer override."""
         return len(text.split())
 
+    def encode_prompt(self, text: str, add_special_tokens: bool | None) -> list[int] | None:
+        """The token ids this engine would feed for ``text``; None for an engine without a tokenizer.
+
+        The facade tokenises the prompt once, in a worker thread, and hands the ids over in
+        :attr:`GenerationRequest.prompt_token_ids`, so neither the event loop nor the engine's
+        step loop spends time on it.
+        """
+        return None
+
     def info(self) -> dict[str, Any]:
         """Static facts for the metrics info gauge: model, device, dtype, engine kind."""
         return {"model": self.model_name, "device": "none", "dtype": "none", "engine": type(self).__name__}

@@ -171,6 +171,11 @@ class TransformersEngine(Engine):
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
 
+    def encode_prompt(self, text: str, add_special_tokens: bool | None) -> list[int]:
+        if add_special_tokens is None:  # the tokenizer's own default, as the seed called it
+            return self.tokenizer(text).input_ids
+        return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
+
     def stats(self) -> EngineStats:
         return self._stats
 
@@ -225,10 +230,8 @@ class TransformersEngine(Engine):
     def _encode(self, request: GenerationRequest) -> list[int]:
         if request.prompt_token_ids is not None:
             ids = list(request.prompt_token_ids)
-        elif request.add_special_tokens is None:
-            ids = self.tokenizer(request.prompt).input_ids
         else:
-            ids = self.tokenizer.encode(request.prompt, add_special_tokens=request.add_special_tokens)
+            ids = self.encode_prompt(request.prompt, request.add_special_tokens)
         budget = max(request.context_len - request.params.max_new_tokens, 1)
         ids = ids[-budget:]
         if not ids:
