@@ -6,6 +6,7 @@ arguments (settings from ``CHATSTREAM_*``); ``chatstream serve`` passes the sett
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import os
@@ -112,6 +113,19 @@ def chat_stream_from_settings(
     )
 
 
+def freeze_startup_heap() -> None:
+    """Leave what startup built (modules, model, tokenizer, routes) out of every later GC pass.
+
+    Python's full collection walks every tracked object while holding the GIL: with a model loaded
+    that is ~430k objects and ~450 ms on a 2-core VM, a stall of the event loop and the engine thread
+    alike (seen as 0.5 s ``/healthz`` outliers while streams ran). Those objects live as long as the
+    process, so ``gc.freeze()`` moves them to the permanent generation; the lifespan unfreezes them
+    at shutdown, so an app started and stopped inside a longer process leaks nothing.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings | None = None, chat_stream: ChatStream | None = None) -> FastAPI:
     """Build the service. Refuses the default session secret unless ``dev_mode`` or mock mode."""
     settings = settings or Settings()
@@ -126,6 +140,7 @@ def create_app(settings: Settings | None = None, chat_stream: ChatStream | None 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await chat_stream.start_queue_worker()
+        freeze_startup_heap()
         logger.info(
             "chatstream %s ready: model=%s slots=%d queue=%d",
             __version__,
@@ -137,6 +152,7 @@ def create_app(settings: Settings | None = None, chat_stream: ChatStream | None 
             yield
         finally:
             drained = await chat_stream.shutdown(settings.drain_timeout_sec)
+            gc.unfreeze()
             logger.info("chatstream stopped (drained=%s)", drained)
 
     app = FastAPI(
