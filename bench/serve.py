@@ -8,8 +8,9 @@ gap between streamed chunks, ``/healthz`` p50/p99/max latency, and the ratio to 
 measured in fresh processes with the same N (``bench/engine.py --one``).
 
 Both sides are measured warm and alike: the server gets one full-size warm-up round (N streams, a
-few tokens each) and then ``--rounds`` measured rounds; the in-process engine runs ``--rounds``
-times, each in a fresh process after its own full-size warm-up. The median round of each side is
+few tokens each) and then ``--rounds`` measured rounds; after each of them (the server idle) the
+in-process engine runs once, in a fresh process after its own full-size warm-up, so the two sides
+alternate and a drift in the machine's speed reaches both alike. The median round of each side is
 compared. Writes JSON to ``bench/results/`` and prints a table.
 
     python bench/serve.py                # N = 1, 16, 32
@@ -20,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,21 +120,35 @@ async def run_round(
     }
 
 
-async def run_level(url: str, texts: list[str], new: int, probe_every: float, rounds: int) -> dict[str, Any]:
-    """A full-size warm-up round, then ``rounds`` measured ones; the median-throughput round is kept."""
+async def run_level(
+    url: str,
+    texts: list[str],
+    new: int,
+    probe_every: float,
+    rounds: int,
+    between: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """A full-size warm-up round, then ``rounds`` measured ones; the median-throughput round is kept.
+
+    ``between`` runs (in a thread, the server idle) after each measured round: the in-process side's
+    run, so both sides alternate and a drift in the machine's speed reaches both alike.
+    """
     async with httpx.AsyncClient(base_url=url, timeout=600) as client:
         model = (await client.get("/v1/models")).json()["data"][0]["id"]
         await asyncio.gather(*(one_stream(client, model, t, 4) for t in texts))  # warm-up
-        runs = [await run_round(client, url, model, texts, new, probe_every) for _ in range(rounds)]
+        runs = []
+        for _ in range(rounds):
+            runs.append(await run_round(client, url, model, texts, new, probe_every))
+            await asyncio.to_thread(between)
     result = median_run(runs)
     result["healthz_p99_ms_worst"] = max(r["healthz_p99_ms"] for r in runs)
     return result
 
 
-def in_process(model_dir: Path, n: int, new: int, prompt_tokens: int, rounds: int) -> dict[str, Any]:
-    """The engine alone with the same N, ``rounds`` fresh processes, median (``bench/engine.py``)."""
+def in_process(model_dir: Path, n: int, new: int, prompt_tokens: int, runs: list[dict[str, Any]]) -> None:
+    """One run of the engine alone with the same N, in a fresh process (``bench/engine.py``)."""
     passthrough = [f"--model={model_dir}", f"--new-tokens={new}", f"--prompt-tokens={prompt_tokens}"]
-    return measure_repeated(passthrough, f"engine,at_once,{n}", rounds)
+    runs.append(measure_repeated(passthrough, f"engine,at_once,{n}", 1))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,11 +186,15 @@ def main(argv: list[str] | None = None) -> int:
             "--context-len", "4096",
             "--log-level", "warning",
         ]  # fmt: skip
+        engine_runs: list[dict[str, Any]] = []
+        engine_run = functools.partial(
+            in_process, model_dir, n, args.new_tokens, args.prompt_tokens, engine_runs
+        )
+        probe_every = args.probe_ms / 1000
         with run_server(*server_args, timeout=180) as server:
-            row = asyncio.run(
-                run_level(server.url, texts[:n], args.new_tokens, args.probe_ms / 1000, args.rounds)
-            )
-        engine = in_process(model_dir, n, args.new_tokens, args.prompt_tokens, args.rounds)
+            level = run_level(server.url, texts[:n], args.new_tokens, probe_every, args.rounds, engine_run)
+            row = asyncio.run(level)
+        engine = median_run(engine_runs)
         row["in_process_runs_tokens_per_s"] = engine["runs_tokens_per_s"]
         row["in_process_tokens_per_s"] = engine["tokens_per_s"]
         row["ratio_to_in_process"] = row["tokens_per_s"] / engine["tokens_per_s"]
