@@ -11,7 +11,9 @@ Side by side in one run, on the same ~100-token prompts (128 new tokens, EOS dis
 
 For N concurrent requests arriving all at once and staggered (``--stagger-ms`` apart) it reports
 aggregate tokens/s, p50/p99 time to first token, p50 inter-token gap, each ratio to (a) and the
-engine's ratio to (d). Writes
+engine's ratio to (d). Every measurement runs in a fresh process; with ``--repeat R`` every mode runs
+once per round for R rounds, each mode reports its median run, and each ratio is the median of the
+ratios within a round (runs taken side by side, so a drift in the machine's speed cancels). Writes
 JSON to ``bench/results/`` and prints a table. The model is ``chatstream make-tiny-model`` with hidden
 512, 8 layers, 8 heads, intermediate 1376, vocab 16000 (~42M parameters), built on first use.
 
@@ -103,7 +105,10 @@ async def run_seed(model: Any, prompts: list[list[int]], new: int, offsets: list
     """(a) The seed's design: per-request KV cache, one forward per token, on the event loop."""
     import torch
 
+    from chatstream.engine.transformers import cache_kwarg
+
     device = next(model.parameters()).device
+    cache_name = cache_kwarg(model)
     stamps: list[list[float]] = [[] for _ in prompts]
     arrivals = [0.0] * len(prompts)
     started = time.perf_counter()
@@ -114,7 +119,7 @@ async def run_seed(model: Any, prompts: list[list[int]], new: int, offsets: list
         past = None
         for _ in range(new):
             with torch.inference_mode():
-                out = model(input_ids=ids, past_key_values=past, use_cache=True)
+                out = model(input_ids=ids, use_cache=True, **{cache_name: past})
             past = out.past_key_values
             token = int(torch.argmax(out.logits[0, -1]))
             stamps[i].append(time.perf_counter())
@@ -205,19 +210,22 @@ async def run_ceiling(model: Any, prompts: list[list[int]], new: int) -> dict[st
     import torch
 
     from chatstream.engine import kvcache
+    from chatstream.engine.transformers import cache_kwarg
 
     device = next(model.parameters()).device
+    cache_name = cache_kwarg(model)
     width = min(len(p) for p in prompts) + new // 2
     rows = [(p * (width // len(p) + 1))[:width] for p in prompts]
     cache = kvcache.new_cache(model.config.num_hidden_layers)
     steps = min(new, 32)
     stamps: list[float] = []
     with torch.inference_mode():
-        out = model(input_ids=torch.tensor(rows, device=device), past_key_values=cache, use_cache=True)
+        out = model(input_ids=torch.tensor(rows, device=device), use_cache=True, **{cache_name: cache})
         token = out.logits[:, -1:].argmax(-1)
         started = time.perf_counter()
         for _ in range(steps):
-            token = model(input_ids=token, past_key_values=cache, use_cache=True).logits[:, -1:].argmax(-1)
+            out = model(input_ids=token, use_cache=True, **{cache_name: cache})
+            token = out.logits[:, -1:].argmax(-1)
             stamps.append(time.perf_counter())
     return summarise([started] * len(prompts), [list(stamps) for _ in prompts], started, "ceiling")
 
@@ -257,26 +265,61 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def measure_repeated(passthrough: list[str], spec: str, repeat: int) -> dict[str, Any]:
-    """The median-throughput run of ``repeat``, each in a fresh process (torch's thread pools and
-    caches start equal for every mode; on a shared machine the median damps a neighbour's burst)."""
-    runs = []
-    for _ in range(repeat):
-        command = [sys.executable, __file__, *passthrough, f"--one={spec}"]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            print(done.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"{spec} failed")
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    return median_run(runs)
+def run_fresh(passthrough: list[str], spec: str) -> dict[str, Any]:
+    """One ``mode,arrivals,N`` measurement in a fresh process (torch's thread pools and caches start
+    equal for every mode)."""
+    command = [sys.executable, __file__, *passthrough, f"--one={spec}"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        print(done.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"{spec} failed")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run with the median throughput, and every run's throughput beside it."""
     runs = sorted(runs, key=lambda r: r["tokens_per_s"])
-    result = runs[len(runs) // 2]
+    result = dict(runs[len(runs) // 2])
     result["runs_tokens_per_s"] = [r["tokens_per_s"] for r in runs]
     return result
+
+
+def paired_ratio(runs: list[dict[str, Any]], bases: list[dict[str, Any]]) -> float:
+    """The median over rounds of ``runs[i]``'s throughput over ``bases[i]``'s.
+
+    Both were measured in the same round, minutes apart at most, so a drift in the machine's speed
+    (±20 % over a full benchmark on a shared VM) cancels out of each ratio.
+    """
+    ratios = sorted(r["tokens_per_s"] / b["tokens_per_s"] for r, b in zip(runs, bases, strict=True))
+    middle = len(ratios) // 2
+    return ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
+
+
+def measure_level(passthrough: list[str], modes: list[str], arrival: str, n: int, rounds: int) -> list[dict]:
+    """Every mode once per round, the rounds one after another; per mode the median run.
+
+    Round-robin rather than all runs of one mode and then the next: the ratios to the seed and to
+    the ceiling then compare runs taken side by side (see :func:`paired_ratio`).
+    """
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+    for _ in range(rounds):
+        for mode in modes:
+            result = run_fresh(passthrough, f"{mode},{arrival},{n}")
+            runs[mode].append(result)
+            print(
+                f"{arrival:9} N={n:<3} {mode:7} {result['tokens_per_s']:8.1f} tok/s "
+                f"ttft p50 {result['ttft_p50_ms']:.0f} ms  itl p50 {result['itl_p50_ms']:.1f} ms",
+                file=sys.stderr,
+            )
+    rows = []
+    for mode in modes:
+        row = median_run(runs[mode])
+        if "seed" in runs:
+            row["ratio_to_seed"] = paired_ratio(runs[mode], runs["seed"])
+        if mode == "engine" and "ceiling" in runs:
+            row["ratio_to_ceiling"] = paired_ratio(runs[mode], runs["ceiling"])
+        rows.append(row)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default="seed,static,engine,ceiling")
     parser.add_argument("--quick", action="store_true", help="N = 1, 4 and 32 new tokens")
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the median is kept")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds (every mode once per round); medians are kept"
+    )
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -322,26 +367,10 @@ def main(argv: list[str] | None = None) -> int:
         ]
     ]
     for arrival in args.arrivals.split(","):
+        # a bare decode step has no arrivals: the ceiling is measured with the at-once runs only
+        modes = [m for m in args.modes.split(",") if m != "ceiling" or arrival == "at_once"]
         for n in levels:
-            base = None
-            for mode in args.modes.split(","):
-                if mode == "ceiling" and arrival != "at_once":
-                    continue  # arrivals do not apply to a bare decode step
-                result = measure_repeated(passthrough, f"{mode},{arrival},{n}", args.repeat)
-                if mode == "seed":
-                    base = result
-                if base:
-                    result["ratio_to_seed"] = result["tokens_per_s"] / base["tokens_per_s"]
-                rows.append(result)
-                print(
-                    f"{arrival:9} N={n:<3} {mode:7} {result['tokens_per_s']:8.1f} tok/s "
-                    f"ttft p50 {result['ttft_p50_ms']:.0f} ms  itl p50 {result['itl_p50_ms']:.1f} ms",
-                    file=sys.stderr,
-                )
-    ceilings = {r["n"]: r["tokens_per_s"] for r in rows if r["mode"] == "ceiling"}
-    for r in rows:
-        if r["mode"] == "engine" and r["n"] in ceilings:
-            r["ratio_to_ceiling"] = r["tokens_per_s"] / ceilings[r["n"]]
+            rows += measure_level(passthrough, modes, arrival, n, args.repeat)
     params = rows[0]["parameters"]
     dtype = rows[0]["dtype"]
     table = Table(title=f"engine benchmark — {params / 1e6:.1f}M params on {args.device} ({dtype})")

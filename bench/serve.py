@@ -40,8 +40,8 @@ from bench.engine import (  # noqa: E402
     RESULTS,
     ensure_model,
     make_prompts,
-    measure_repeated,
     median_run,
+    run_fresh,
 )
 from bench.stats import percentile  # noqa: E402
 from tests.fixtures.server import run_server  # noqa: E402
@@ -149,7 +149,7 @@ async def run_level(
 def in_process(model_dir: Path, n: int, new: int, prompt_tokens: int, runs: list[dict[str, Any]]) -> None:
     """One run of the engine alone with the same N, in a fresh process (``bench/engine.py``)."""
     passthrough = [f"--model={model_dir}", f"--new-tokens={new}", f"--prompt-tokens={prompt_tokens}"]
-    runs.append(measure_repeated(passthrough, f"engine,at_once,{n}", 1))
+    runs.append(run_fresh(passthrough, f"engine,at_once,{n}"))
 
 
 def main(argv: list[str] | None = None) -> int:

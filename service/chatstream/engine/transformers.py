@@ -37,6 +37,11 @@ logger = logging.getLogger("chatstream.engine")
 IDLE_PREFILL_TOKENS = 8192
 
 
+def cache_kwarg(model: Any) -> str:
+    """The model's name for the KV cache argument (transformers 5 renamed ``past_key_values``)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 @dataclass(eq=False)
 class _Sequence:
     request: GenerationRequest
@@ -142,7 +147,7 @@ class TransformersEngine(Engine):
         self.num_layers = int(getattr(config, "num_hidden_layers", 0) or len(model.model.layers))
         self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
         forward = inspect.signature(model.forward).parameters
-        self._cache_kwarg = "cache" if "cache" in forward else "past_key_values"
+        self._cache_kwarg = cache_kwarg(model)
         self._logits_kwarg = "logits_to_keep" if "logits_to_keep" in forward else None
         self._inbox: queue.Queue[_Sequence | None] = queue.Queue()
         self._thread: threading.Thread | None = None
