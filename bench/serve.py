@@ -10,8 +10,9 @@ measured in fresh processes with the same N (``bench/engine.py --one``).
 Both sides are measured warm and alike: the server gets one full-size warm-up round (N streams, a
 few tokens each) and then ``--rounds`` measured rounds; after each of them (the server idle) the
 in-process engine runs once, in a fresh process after its own full-size warm-up, so the two sides
-alternate and a drift in the machine's speed reaches both alike. The median round of each side is
-compared. Writes JSON to ``bench/results/`` and prints a table.
+alternate and a drift in the machine's speed reaches both alike. Each side reports its median
+round; the ratio is the median of the per-round ratios (each HTTP round over the in-process run
+right after it). Writes JSON to ``bench/results/`` and prints a table.
 
     python bench/serve.py                # N = 1, 16, 32
     python bench/serve.py --quick        # N = 4, 32 new tokens
@@ -41,6 +42,7 @@ from bench.engine import (  # noqa: E402
     ensure_model,
     make_prompts,
     median_run,
+    paired_ratio,
     run_fresh,
 )
 from bench.stats import percentile  # noqa: E402
@@ -128,8 +130,9 @@ async def run_level(
     probe_every: float,
     rounds: int,
     between: Callable[[], None] = lambda: None,
-) -> dict[str, Any]:
-    """A full-size warm-up round, then ``rounds`` measured ones; the median-throughput round is kept.
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A full-size warm-up round, then ``rounds`` measured ones: the median-throughput round and
+    every round in the order run.
 
     ``between`` runs (in a thread, the server idle) after each measured round: the in-process side's
     run, so both sides alternate and a drift in the machine's speed reaches both alike.
@@ -143,7 +146,7 @@ async def run_level(
             await asyncio.to_thread(between)
     result = median_run(runs)
     result["healthz_p99_ms_worst"] = max(r["healthz_p99_ms"] for r in runs)
-    return result
+    return result, runs
 
 
 def in_process(model_dir: Path, n: int, new: int, prompt_tokens: int, runs: list[dict[str, Any]]) -> None:
@@ -197,11 +200,11 @@ def main(argv: list[str] | None = None) -> int:
         probe_every = args.probe_ms / 1000
         with run_server(*server_args, timeout=180) as server:
             level = run_level(server.url, texts[:n], args.new_tokens, probe_every, args.rounds, engine_run)
-            row = asyncio.run(level)
+            row, http_runs = asyncio.run(level)
         engine = median_run(engine_runs)
         row["in_process_runs_tokens_per_s"] = engine["runs_tokens_per_s"]
         row["in_process_tokens_per_s"] = engine["tokens_per_s"]
-        row["ratio_to_in_process"] = row["tokens_per_s"] / engine["tokens_per_s"]
+        row["ratio_to_in_process"] = paired_ratio(http_runs, engine_runs)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
 

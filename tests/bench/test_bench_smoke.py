@@ -50,6 +50,8 @@ def test_serve_benchmark_measures_http_against_in_process(tiny_model_dir: Path, 
     (row,) = report["results"]
     assert row["n"] == 2 and row["tokens"] == 16
     assert len(row["runs_tokens_per_s"]) == 2 and len(row["in_process_runs_tokens_per_s"]) == 2
-    assert row["ratio_to_in_process"] == row["tokens_per_s"] / row["in_process_tokens_per_s"]
+    # two rounds: the mean of the two within-round ratios, between the extremes of the cross ratios
+    http, local = row["runs_tokens_per_s"], row["in_process_runs_tokens_per_s"]
+    assert min(http) / max(local) <= row["ratio_to_in_process"] <= max(http) / min(local)
     assert row["healthz_probes"] > 0 and row["healthz_p99_ms"] > 0
     assert "chatstream serve" in printed
