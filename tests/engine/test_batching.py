@@ -143,3 +143,18 @@ async def test_grown_buffers_are_reused_by_later_requests(tiny_lm):
     assert second.tokens == first.tokens and third.tokens == first.tokens
     assert joined.tokens[:30] == reference(model, wide, 30)[:30]
     assert all(r.last.finish_reason == "length" for r in (first, second, third, joined))
+
+
+async def test_each_prefill_group_is_logged_at_debug(tiny_lm, caplog):
+    """The debug line per group accounts for every request and prompt token, however they grouped."""
+    model, tokenizer = tiny_lm
+    prompts = [tokenizer(p).input_ids for p in PROMPTS]
+    caplog.set_level("DEBUG", logger="chatstream.engine")
+    async with running_engine(model, tokenizer, max_batch_size=6) as engine:
+        streams = [engine.generate(request(ids=ids, max_new_tokens=3)) for ids in prompts]
+        await asyncio.gather(*(collect(s) for s in streams))
+    groups = [r.args for r in caplog.records if r.getMessage().startswith("prefill group:")]
+    assert groups
+    assert sum(g[0] for g in groups) == len(prompts)
+    assert sum(g[1] for g in groups) == sum(len(p) for p in prompts)
+    assert all(0 <= g[2] < len(prompts) for g in groups)

@@ -458,8 +458,14 @@ class TransformersEngine(Engine):
             reserved = sum(s.reserved for s in batch.seqs)
             prefill = self._form_group(waiting, len(batch.seqs), reserved)
             if prefill is not None:
-                self._stats.prompt_tokens_total += sum(len(s.prompt_ids) for s in prefill.batch.seqs)
+                tokens = sum(len(s.prompt_ids) for s in prefill.batch.seqs)
+                self._stats.prompt_tokens_total += tokens
                 self._group = list(prefill.batch.seqs)
+                # with timestamps, these lines show how a burst reached the engine (docs/engine.md)
+                logger.debug(
+                    "prefill group: %d requests, %d prompt tokens, %d decoding",
+                    len(self._group), tokens, len(batch.seqs),
+                )  # fmt: skip
         if prefill is not None:
             budget = self.prefill_chunk_tokens
             if not batch.seqs:
