@@ -464,8 +464,10 @@ class TransformersEngine(Engine):
                 # with timestamps, these lines show how a burst reached the engine (docs/engine.md)
                 logger.debug(
                     "prefill group: %d requests, %d prompt tokens, %d decoding",
-                    len(self._group), tokens, len(batch.seqs),
-                )  # fmt: skip
+                    len(self._group),
+                    tokens,
+                    len(batch.seqs),
+                )
         if prefill is not None:
             budget = self.prefill_chunk_tokens
             if not batch.seqs:
