@@ -3,8 +3,6 @@
 The seed's public API: ``ChatStream``, the prompt classes and the default session request handler.
 """
 
-__version__ = "1.0.0"
-
 from .chat_stream import ChatStream  # noqa: E402
 from .history.base import RequestHandler, Turn, TurnInput  # noqa: E402
 from .history.session import SimpleSessionRequestHandler  # noqa: E402
@@ -16,6 +14,7 @@ from .prompts import (  # noqa: E402
     ChatTemplatePrompt,
 )
 from .session import MemoryStore, SessionMiddleware  # noqa: E402
+from .version import __version__  # noqa: E402
 
 
 def __getattr__(name: str):

@@ -116,9 +116,9 @@ def cmd_make_tiny_model(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from .console import run_console
+    from .console.terminal import run_console
 
-    return run_console(args)
+    return run_console(args, settings_from_args(args))
 
 
 def build_parser() -> argparse.ArgumentParser:

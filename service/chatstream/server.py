@@ -16,6 +16,8 @@ from typing import Any
 
 import uvicorn
 
+from .app import create_app, get_service_of
+from .core.service import ChatService
 from .settings import Settings
 
 logger = logging.getLogger("chatstream")
@@ -37,15 +39,14 @@ class DrainingServer(uvicorn.Server):
             super().handle_exit(sig, frame)
             return
         self._draining = True
-        chat_stream = self.app_ref.state.chat_stream
-        scheduler = chat_stream._ensure_scheduler()
-        scheduler.start_draining()
+        service = get_service_of(self.app_ref)
+        service.start_draining()
         logger.info("signal %s: draining (up to %.0fs), readiness now fails", sig, self.drain_timeout)
         loop = asyncio.get_event_loop()
-        loop.create_task(self._drain_then_exit(scheduler, sig, frame))
+        loop.create_task(self._drain_then_exit(service))
 
-    async def _drain_then_exit(self, scheduler: Any, sig: int, frame: Any) -> None:
-        drained = await scheduler.wait_idle(self.drain_timeout)
+    async def _drain_then_exit(self, service: ChatService) -> None:
+        drained = await service.wait_idle(self.drain_timeout)
         logger.info("drain %s; stopping", "complete" if drained else "timed out")
         if not drained:
             # The streams had their drain time: cut them now rather than wait that long again.
@@ -55,8 +56,6 @@ class DrainingServer(uvicorn.Server):
 
 def serve(settings: Settings) -> int:
     """Run the service until a signal; returns the process exit code."""
-    from .app import create_app
-
     app = create_app(settings)
     config = uvicorn.Config(
         app,

@@ -9,12 +9,33 @@ wiring from ``Settings.model_fields``: a field added here is a field the chart m
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SESSION_SECRET = "chatstream-dev-secret-change-me"
+
+
+RepetitionPenaltyMethod = Literal["multiplicative", "subtractive"]
+
+
+@dataclass(frozen=True)
+class GenerationDefaults:
+    """The seed's generation defaults: the one place that the settings fields, ``ChatStream``'s
+    constructor and the engine's ``SamplingParams`` take them from."""
+
+    temperature: float = 1.0
+    top_k: int | None = 50
+    top_p: float | None = 1.0
+    repetition_penalty: float | None = None
+    repetition_penalty_method: RepetitionPenaltyMethod = "multiplicative"
+    max_new_tokens: int = 256
+    context_len: int = 1024
+
+
+GENERATION_DEFAULTS = GenerationDefaults()
 
 
 class Settings(BaseSettings):
@@ -37,13 +58,15 @@ class Settings(BaseSettings):
         description="Prompt class: 'auto' (chat template when the tokenizer has one), 'chat_template', "
         "'redpajama', 'rinna', or a dotted path 'package.module:ClassName'.",
     )
-    max_new_tokens: int = Field(256, ge=1)
-    context_len: int = Field(1024, ge=8)
-    temperature: float = Field(1.0, ge=0.0)
-    top_k: int | None = Field(50, ge=0)
-    top_p: float | None = Field(1.0, ge=0.0, le=1.0)
-    repetition_penalty: float | None = None
-    repetition_penalty_method: Literal["multiplicative", "subtractive"] = "multiplicative"
+    max_new_tokens: int = Field(GENERATION_DEFAULTS.max_new_tokens, ge=1)
+    context_len: int = Field(GENERATION_DEFAULTS.context_len, ge=8)
+    temperature: float = Field(GENERATION_DEFAULTS.temperature, ge=0.0)
+    top_k: int | None = Field(GENERATION_DEFAULTS.top_k, ge=0)
+    top_p: float | None = Field(GENERATION_DEFAULTS.top_p, ge=0.0, le=1.0)
+    repetition_penalty: float | None = GENERATION_DEFAULTS.repetition_penalty
+    repetition_penalty_method: Literal["multiplicative", "subtractive"] = (
+        GENERATION_DEFAULTS.repetition_penalty_method
+    )
     add_special_tokens: bool | None = None
     trust_remote_code: bool = False
 

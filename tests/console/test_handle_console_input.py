@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chatstream import ChatStream
-from chatstream.console import ConsoleError, parse_params
+from chatstream.console.local import ConsoleError
+from chatstream.console.params import parse_params
 from chatstream.engine.mock import ROUND_REPLIES
 from chatstream.scheduler import QueueFullError
 
@@ -47,7 +48,7 @@ async def test_keeps_one_users_history_in_memory() -> None:
 async def test_full_queue_raises_and_records_nothing() -> None:
     chat_stream = make(num_of_concurrent_executions=1, max_queue_size=0)
     await chat_stream.start_queue_worker()
-    holder = chat_stream._ensure_scheduler().reserve()  # someone else holds the only slot
+    holder = chat_stream.service.reserve()  # someone else holds the only slot
     with pytest.raises(QueueFullError):
         await collect(chat_stream, "hello")
     assert chat_stream.chat_prompt_for_single_user_on_console.to_messages() == []

@@ -21,7 +21,7 @@ def _conversation(tokenizer: Any, turns: int) -> ChatTemplatePrompt:
 def test_the_engine_gets_the_ids_of_the_rendered_prompt(tiny_lm: tuple[Any, Any]) -> None:
     model, tokenizer = tiny_lm
     chat = ChatStream(model=model, tokenizer=tokenizer, device="cpu", metrics_enabled=False)
-    request = chat.build_generation_request(_conversation(tokenizer, 2), chat.sampling_params({}))
+    request = chat.service.fit(_conversation(tokenizer, 2), chat.service.sampling_params({}))
     assert request.prompt_token_ids == tokenizer(request.prompt).input_ids
     assert "question number 0" in request.prompt and "the newest question" in request.prompt
 
@@ -29,14 +29,14 @@ def test_the_engine_gets_the_ids_of_the_rendered_prompt(tiny_lm: tuple[Any, Any]
 def test_old_turns_are_dropped_by_token_count_until_the_prompt_fits(tiny_lm: tuple[Any, Any]) -> None:
     model, tokenizer = tiny_lm
     full = ChatStream(model=model, tokenizer=tokenizer, device="cpu", metrics_enabled=False)
-    whole = full.build_generation_request(_conversation(tokenizer, 6), full.sampling_params({}))
+    whole = full.service.fit(_conversation(tokenizer, 6), full.service.sampling_params({}))
     max_new = 16
     context_len = len(whole.prompt_token_ids) // 2 + max_new
     chat = ChatStream(
         model=model, tokenizer=tokenizer, device="cpu", metrics_enabled=False, context_len=context_len
     )
-    request = chat.build_generation_request(
-        _conversation(tokenizer, 6), chat.sampling_params({"max_new_tokens": max_new})
+    request = chat.service.fit(
+        _conversation(tokenizer, 6), chat.service.sampling_params({"max_new_tokens": max_new})
     )
     assert len(request.prompt_token_ids) <= context_len - max_new
     assert request.prompt_token_ids == tokenizer(request.prompt).input_ids

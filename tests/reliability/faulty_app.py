@@ -34,4 +34,6 @@ settings = Settings(
     use_mock_response=True, history="memory", num_of_concurrent_executions=4, max_queue_size=4
 )
 engine = FaultyEngine({"type": "long", "time_per_token_sec": 0.02})
-app = create_app(settings, ChatStream(engine=engine, use_mock_response=True, num_of_concurrent_executions=4))
+app = create_app(
+    settings, ChatStream(engine=engine, use_mock_response=True, num_of_concurrent_executions=4).service
+)

@@ -33,7 +33,7 @@ def test_template_equals_the_schema_dump(text: str, include_usage: bool) -> None
 
 
 def _events(texts: list[str], fail: bool = False, closed: list[bool] | None = None):
-    from chatstream.turns import TurnEvent
+    from chatstream.core.turn_stream import TurnEvent
 
     async def gen():
         try:

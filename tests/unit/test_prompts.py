@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from chatstream.core.output_filter import OutputFilter
+
 from chatstream import (
     ChatPromptRinnaJapaneseGPTNeoxInst,
     ChatPromptTogetherRedPajamaINCITEChat,
     ChatTemplatePrompt,
 )
 from chatstream.engine.text import find_stop, partial_suffix_len
-from chatstream.turns import OutputFilter
 
 
 def test_redpajama_prompt_and_stop_strings():

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import bad_request
-from .schemas import validation_error
+from .http import validation_error
 
 
 class NewConversation(BaseModel):

@@ -25,6 +25,7 @@ from ..errors import ChatStreamError, bad_request
 from ..history.base import CONVERSATION_HEADER, TurnInput
 from ..scheduler import QueueFullError
 from ..settings import Settings
+from .http import ChatStreamingResponse, get_service, parse_json_object, parse_model, race_disconnect
 from .openai_schemas import (
     SUPPORTED_ROLES,
     AssistantMessage,
@@ -41,11 +42,10 @@ from .openai_schemas import (
     ModelList,
     Usage,
 )
-from .streaming import DisconnectAwareStreamingResponse
 
 if TYPE_CHECKING:
-    from ..chat_stream import ChatStream
-    from ..turns import TurnEvent, TurnStream
+    from ..core.service import ChatService
+    from ..core.turn_stream import TurnEvent, TurnStream
 
 #: seconds without an event after which an SSE comment keeps proxies from closing the stream
 KEEPALIVE_SEC: float = Settings.model_fields["sse_keepalive_sec"].default
@@ -78,34 +78,10 @@ def _from_chatstream_error(error: ChatStreamError) -> JSONResponse:
     )
 
 
-def _count(chat_stream: ChatStream, outcome: str) -> None:
-    """Rejected and invalid requests count in the same metric as the seed's routes."""
-    if chat_stream.metrics is not None:
-        chat_stream.metrics.request_finished(outcome, None)
-
-
-def _validation_error(exc: Exception) -> ChatStreamError:
-    errors = getattr(exc, "errors", None)
-    first = errors()[0] if callable(errors) and errors() else {}
-    param = ".".join(str(part) for part in first.get("loc", ())) or None
-    message = f"{param}: {first.get('msg', 'invalid value')}" if param else str(exc)
-    return bad_request(message, param=param)
-
-
 def parse_request(raw: bytes) -> ChatCompletionRequest:
     """Decode and validate the body, refusing what we would otherwise silently get wrong."""
-    if not raw:
-        raise bad_request("request body is empty; send a JSON chat completion request", code="invalid_json")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"request body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise bad_request("request body must be a JSON object", code="invalid_body")
-    try:
-        body = ChatCompletionRequest.model_validate(data)
-    except Exception as exc:
-        raise _validation_error(exc) from None
+    data = parse_json_object(raw, empty="request body is empty; send a JSON chat completion request")
+    body = parse_model(ChatCompletionRequest, data)
     if body.n is not None and body.n > 1:
         raise bad_request("only n=1 is supported", param="n", code="unsupported_parameter")
     for name in ("tools", "functions"):
@@ -171,14 +147,14 @@ def to_turn_messages(body: ChatCompletionRequest, max_chars: int) -> list[dict[s
     return messages
 
 
-def _overrides(chat_stream: ChatStream, body: ChatCompletionRequest) -> dict[str, Any]:
+def _overrides(service: ChatService, body: ChatCompletionRequest) -> dict[str, Any]:
     """OpenAI sampling fields onto the engine's: same temperature scale (0 = greedy), capped length."""
     limit = body.max_completion_tokens or body.max_tokens
     return {
         "temperature": body.temperature,
         "top_p": body.top_p,
         "seed": body.seed,
-        "max_new_tokens": min(limit, chat_stream.max_new_tokens_cap) if limit else None,
+        "max_new_tokens": min(limit, service.generation.max_new_tokens_cap) if limit else None,
     }
 
 
@@ -339,19 +315,8 @@ async def stream_chunks(
     yield _sse("[DONE]")
 
 
-async def _wait_disconnect(request: Request) -> None:
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
 async def complete(stream: TurnStream, request: Request) -> TurnEvent | None:
-    """Run the turn to its end; ``None`` when the client left first (generation is then cancelled).
-
-    Starlette does not cancel a non-streaming handler whose client disconnects, so we watch
-    ``receive()`` ourselves and cancel the generation, giving the slot back at once.
-    """
+    """Run the turn to its end; ``None`` when the client left first (generation is then cancelled)."""
 
     async def run() -> TurnEvent | None:
         last = None
@@ -361,46 +326,33 @@ async def complete(stream: TurnStream, request: Request) -> TurnEvent | None:
             last = event
         return last
 
-    worker = asyncio.ensure_future(run())
-    watcher = asyncio.ensure_future(_wait_disconnect(request))
-    try:
-        await asyncio.wait({worker, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (worker, watcher):
-            if not task.done():
-                task.cancel()
-        for task in (worker, watcher):
-            try:
-                await task
-            except (asyncio.CancelledError, ClientDisconnect, OSError):
-                pass
-    if worker.cancelled():
-        return None
-    return worker.result()
+    finished, event = await race_disconnect(request.receive, run())
+    return event if finished else None
 
 
-def openai_router(chat_stream: ChatStream, settings: Settings | None = None) -> APIRouter:
-    """``/v1/chat/completions`` and ``/v1/models`` bound to ``chat_stream``."""
+def openai_router(settings: Settings | None = None) -> APIRouter:
+    """``/v1/chat/completions`` and ``/v1/models`` for the app's service."""
     router = APIRouter(prefix="/v1", tags=["openai"])
     started = int(time.time())
     keepalive_sec = settings.sse_keepalive_sec if settings is not None else KEEPALIVE_SEC
 
-    def model_card() -> ModelCard:
-        return ModelCard(id=chat_stream.engine.model_name, created=started)
+    def model_card(request: Request) -> ModelCard:
+        return ModelCard(id=get_service(request).engine.model_name, created=started)
 
     @router.get("/models", summary="List the served model (OpenAI format)")
-    async def list_models() -> JSONResponse:
-        return JSONResponse(ModelList(data=[model_card()]).model_dump())
+    async def list_models(request: Request) -> JSONResponse:
+        return JSONResponse(ModelList(data=[model_card(request)]).model_dump())
 
     @router.get("/models/{model_id:path}", summary="Describe the served model (OpenAI format)")
-    async def get_model(model_id: str) -> JSONResponse:
-        if model_id != chat_stream.engine.model_name:
+    async def get_model(request: Request, model_id: str) -> JSONResponse:
+        if model_id != get_service(request).engine.model_name:
             return openai_error(404, f"model {model_id!r} is not served here", code="model_not_found")
-        return JSONResponse(model_card().model_dump())
+        return JSONResponse(model_card(request).model_dump())
 
     @router.post("/chat/completions", summary="Chat completion, streamed (SSE) or not (OpenAI format)")
     async def chat_completions(request: Request) -> Response:
-        model = chat_stream.engine.model_name
+        service = get_service(request)
+        model = service.engine.model_name
         try:
             body = parse_request(await request.body())
             if body.model != model:
@@ -409,7 +361,7 @@ def openai_router(chat_stream: ChatStream, settings: Settings | None = None) -> 
                     param="model",
                     code="model_not_found",
                 )
-            messages = to_turn_messages(body, chat_stream.max_input_chars)
+            messages = to_turn_messages(body, service.limits.max_input_chars)
             conversation_id = request.headers.get(CONVERSATION_HEADER) or body.conversation_id or None
             turn_input = TurnInput(
                 user_input=messages[-1]["content"],
@@ -417,20 +369,19 @@ def openai_router(chat_stream: ChatStream, settings: Settings | None = None) -> 
                 messages=messages,
                 persist=conversation_id is not None,
             )
-            stream = await chat_stream.open_turn(
-                request, turn_input, overrides=_overrides(chat_stream, body), stop=body.stop_list()
+            stream = await service.open_turn(
+                request, turn_input, overrides=_overrides(service, body), stop=body.stop_list()
             )
         except QueueFullError:
-            _count(chat_stream, "rejected")
+            service.count_rejected()
             return openai_error(
                 429,
                 "the server is busy: all generation slots and queue places are taken; retry later",
                 code="too_many_requests",
-                headers={"Retry-After": str(chat_stream.retry_after_sec)},
+                headers={"Retry-After": str(service.limits.retry_after_sec)},
             )
         except ChatStreamError as error:
-            if 400 <= error.status < 500:
-                _count(chat_stream, "invalid")
+            service.count_refused(error)
             return _from_chatstream_error(error)
         except ClientDisconnect:
             return Response(status_code=499)
@@ -439,7 +390,7 @@ def openai_router(chat_stream: ChatStream, settings: Settings | None = None) -> 
         headers = dict(stream.headers)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return DisconnectAwareStreamingResponse(
+            return ChatStreamingResponse(
                 stream_chunks(stream, completion_id, model, include_usage, keepalive_sec),
                 headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 media_type="text/event-stream",

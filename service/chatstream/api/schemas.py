@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
-from ..errors import ChatStreamError
+from ..core.service import Load
 
 
 class ChatStreamBody(BaseModel):
@@ -40,10 +40,12 @@ class FeedbackBody(BaseModel):
     conversation_id: StrictStr | None = Field(None, max_length=64)
 
 
-def validation_error(exc: Exception) -> ChatStreamError:
-    """A 400 naming the first offending field of a pydantic ValidationError."""
-    if isinstance(exc, ValidationError) and exc.errors():
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first.get("loc", ())) or None
-        return ChatStreamError(400, "invalid_request", f"{field}: {first.get('msg')}", param=field)
-    return ChatStreamError(400, "invalid_request", str(exc))
+def load_body(load: Load) -> dict[str, Any]:
+    """``GET /get_load``: the seed's fields, also per worker under ``chatstream_workers``."""
+    fields = {
+        "processing": load.running,
+        "waiting": load.waiting,
+        "max_processing": load.max_running,
+        "max_waiting": load.max_waiting,
+    }
+    return {"chatstream_workers": [{"name": "default", **fields}], **fields}

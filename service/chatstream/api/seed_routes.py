@@ -1,21 +1,23 @@
-"""The seed's endpoints: chat_stream, clear_context, get_prompt, generation params, feedback, load."""
+"""The seed's endpoints: chat_stream, clear_context, get_prompt, generation params, feedback, load.
+
+Each route fetches the service from ``app.state`` (see :func:`~chatstream.api.http.get_service`) and
+stays a few lines; the work is in the service, the history handler and :mod:`.seed_chat`.
+"""
 
 from __future__ import annotations
 
-import json
-from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
 
-from ..errors import ChatStreamError, bad_request
-from ..history.base import CONVERSATION_HEADER
+from ..core.service import ChatService
+from ..errors import bad_request
 from ..resources import resource_usage
-from .schemas import FeedbackBody, GenerationParams, validation_error
-
-if TYPE_CHECKING:
-    from ..chat_stream import ChatStream
+from .http import conversation_id, get_service, parse_model, read_json_object
+from .schemas import FeedbackBody, GenerationParams, load_body
+from .seed_chat import chat_stream_response
+from .web_page import asset_response, page_response
 
 SEED_API_NAMES = (
     "chat_stream",
@@ -28,139 +30,121 @@ SEED_API_NAMES = (
     "get_resource_usage",
     "web_ui",
 )
+PARAM_KEYS = ("temperature", "top_k", "top_p")
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"request body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise bad_request("request body must be a JSON object", code="invalid_body")
-    return data
+async def chat_stream(request: Request) -> Response:
+    return await chat_stream_response(get_service(request), request)
 
 
-def _conversation_id(request: Request, body: dict[str, Any] | None = None) -> str | None:
-    value = request.headers.get(CONVERSATION_HEADER) or (body or {}).get("conversation_id")
-    if value is not None and not isinstance(value, str):
-        raise bad_request("conversation_id must be a string", param="conversation_id")
-    return value
+async def clear_context(request: Request) -> JSONResponse:
+    body = await read_json_object(request)
+    await get_service(request).request_handler.clear_context(request, conversation_id(request, body))
+    return JSONResponse({"success": True})
 
 
-def _web_file(name: str) -> str:
-    return resources.files("chatstream.web").joinpath(name).read_text(encoding="utf-8")
+async def get_prompt(request: Request) -> JSONResponse:
+    prompt = await get_service(request).request_handler.get_prompt(request, conversation_id(request))
+    if prompt is None:
+        return JSONResponse({"prompt": "", "messages": []})
+    messages = prompt.to_messages()
+    ids = getattr(prompt, "message_ids", None)
+    if ids:  # stores that know each message's id (the SQL history) name them
+        said = [m for m in messages if m["role"] != "system"]
+        for message, message_id in zip(said, ids, strict=False):
+            message["id"] = message_id
+    return JSONResponse({"prompt": prompt.create_prompt(), "messages": messages})
 
 
-def seed_router(chat_stream: ChatStream, names: set[str]) -> APIRouter:
-    """An APIRouter with the chosen seed endpoints bound to ``chat_stream``."""
+async def set_generation_params(request: Request) -> JSONResponse:
+    service = get_service(request)
+    body = await read_json_object(request)
+    conversation = conversation_id(request, body)
+    body.pop("conversation_id", None)
+    values = parse_model(GenerationParams, body).model_dump(exclude_none=True)
+    if not values:
+        raise bad_request("give at least one of temperature, top_k, top_p")
+    current = await service.request_handler.set_generation_params(request, values, conversation)
+    return JSONResponse({"success": True, "generation_params": _effective(service, current)})
+
+
+async def get_generation_params(request: Request) -> JSONResponse:
+    service = get_service(request)
+    current = await service.request_handler.get_generation_params(request, conversation_id(request))
+    return JSONResponse({"generation_params": _effective(service, current)})
+
+
+async def set_feedback(request: Request) -> JSONResponse:
+    body = await read_json_object(request)
+    feedback = parse_model(FeedbackBody, body)
+    await get_service(request).request_handler.set_feedback(
+        request, feedback.message_id, feedback.is_like, feedback.form_data, conversation_id(request, body)
+    )
+    return JSONResponse({"success": True})
+
+
+async def get_load(request: Request) -> JSONResponse:
+    return JSONResponse(load_body(get_service(request).load()))
+
+
+async def get_resource_usage() -> JSONResponse:
+    return JSONResponse(resource_usage())
+
+
+async def index(request: Request) -> Response:
+    return page_response(getattr(request.app.state, "chatstream_ui_init_params", None))
+
+
+async def script() -> Response:
+    return asset_response("chatstream.js")
+
+
+async def style() -> Response:
+    return asset_response("chatstream.css")
+
+
+async def vendor_asset(name: str) -> Response:
+    return asset_response(f"vendor/{name}")
+
+
+def _effective(service: ChatService, overrides: dict[str, Any]) -> dict[str, Any]:
+    return service.generation.effective(overrides, PARAM_KEYS)
+
+
+OPS = {"tags": ["ops"]}
+CHAT = {"summary": "Stream a chat reply (the seed's API)"}
+HIDDEN = {"include_in_schema": False}
+#: seed API name → its routes: (method, path, endpoint, extra route options)
+ROUTES: dict[str, list[tuple[str, str, Any, dict[str, Any]]]] = {
+    "chat_stream": [
+        ("POST", "/chat_stream", chat_stream, {"summary": "Stream a chat reply (the seed's API)"})
+    ],
+    "clear_context": [("POST", "/clear_context", clear_context, {})],
+    "get_prompt": [("GET", "/get_prompt", get_prompt, {})],
+    "set_generation_params": [("POST", "/set_generation_params", set_generation_params, {})],
+    "get_generation_params": [("GET", "/get_generation_params", get_generation_params, {})],
+    "set_feedback": [("POST", "/set_feedback", set_feedback, {})],
+    "get_load": [("GET", "/get_load", get_load, OPS)],
+    "get_resource_usage": [("GET", "/get_resource_usage", get_resource_usage, OPS)],
+    "web_ui": [
+        ("GET", "/", index, HIDDEN),
+        ("GET", "/chatstream.js", script, HIDDEN),
+        ("GET", "/chatstream.css", style, HIDDEN),
+        ("GET", "/vendor/{name}", vendor_asset, HIDDEN),
+    ],
+}
+
+
+def seed_router(names: set[str]) -> APIRouter:
+    """An APIRouter with the chosen seed endpoints; they serve the app's service."""
     router = APIRouter()
-    handler = chat_stream.request_handler
-
-    if "chat_stream" in names:
-
-        @router.post("/chat_stream", tags=["chat"], summary="Stream a chat reply (the seed's API)")
-        async def chat_stream_endpoint(request: Request) -> Response:
-            return await chat_stream.handle_chat_stream_request(request)
-
-    if "clear_context" in names:
-
-        @router.post("/clear_context", tags=["chat"])
-        async def clear_context(request: Request) -> JSONResponse:
-            body = await _json_object(request)
-            await handler.clear_context(request, _conversation_id(request, body))
-            return JSONResponse({"success": True})
-
-    if "get_prompt" in names:
-
-        @router.get("/get_prompt", tags=["chat"])
-        async def get_prompt(request: Request) -> JSONResponse:
-            prompt = await handler.get_prompt(request, _conversation_id(request))
-            if prompt is None:
-                return JSONResponse({"prompt": "", "messages": []})
-            messages = prompt.to_messages()
-            ids = getattr(prompt, "message_ids", None)
-            if ids:  # stores that know each message's id (the SQL history) name them
-                said = [m for m in messages if m["role"] != "system"]
-                for message, message_id in zip(said, ids, strict=False):
-                    message["id"] = message_id
-            return JSONResponse({"prompt": prompt.create_prompt(), "messages": messages})
-
-    if "set_generation_params" in names:
-
-        @router.post("/set_generation_params", tags=["chat"])
-        async def set_generation_params(request: Request) -> JSONResponse:
-            body = await _json_object(request)
-            conversation_id = body.pop("conversation_id", None) or _conversation_id(request)
-            try:
-                params = GenerationParams.model_validate(body)
-            except Exception as exc:
-                raise validation_error(exc) from None
-            values = params.model_dump(exclude_none=True)
-            if not values:
-                raise bad_request("give at least one of temperature, top_k, top_p")
-            current = await handler.set_generation_params(request, values, conversation_id)
-            return JSONResponse({"success": True, "generation_params": _effective(chat_stream, current)})
-
-    if "get_generation_params" in names:
-
-        @router.get("/get_generation_params", tags=["chat"])
-        async def get_generation_params(request: Request) -> JSONResponse:
-            current = await handler.get_generation_params(request, _conversation_id(request))
-            return JSONResponse({"generation_params": _effective(chat_stream, current)})
-
-    if "set_feedback" in names:
-
-        @router.post("/set_feedback", tags=["chat"])
-        async def set_feedback(request: Request) -> JSONResponse:
-            body = await _json_object(request)
-            try:
-                feedback = FeedbackBody.model_validate(body)
-            except Exception as exc:
-                raise validation_error(exc) from None
-            await handler.set_feedback(
-                request,
-                feedback.message_id,
-                feedback.is_like,
-                feedback.form_data,
-                feedback.conversation_id or _conversation_id(request),
-            )
-            return JSONResponse({"success": True})
-
-    if "get_load" in names:
-
-        @router.get("/get_load", tags=["ops"])
-        async def get_load() -> JSONResponse:
-            return JSONResponse(chat_stream.get_load())
-
-    if "get_resource_usage" in names:
-
-        @router.get("/get_resource_usage", tags=["ops"])
-        async def get_resource_usage() -> JSONResponse:
-            return JSONResponse(resource_usage())
-
-    if "web_ui" in names:
-
-        @router.get("/", include_in_schema=False)
-        async def index() -> HTMLResponse:
-            return HTMLResponse(_web_file("index.html"))
-
-        @router.get("/chatstream.js", include_in_schema=False)
-        async def script() -> Response:
-            return Response(_web_file("chatstream.js"), media_type="text/javascript")
-
-        @router.get("/chatstream.css", include_in_schema=False)
-        async def style() -> Response:
-            return Response(_web_file("chatstream.css"), media_type="text/css")
-
+    for name in SEED_API_NAMES:
+        if name not in names:
+            continue
+        for method, path, endpoint, extra in ROUTES[name]:
+            options = {"tags": ["chat"], **extra}
+            router.add_api_route(path, endpoint, methods=[method], **options)
     return router
-
-
-def _effective(chat_stream: ChatStream, overrides: dict[str, Any]) -> dict[str, Any]:
-    keys = ("temperature", "top_k", "top_p")
-    return {key: overrides.get(key, chat_stream.params.get(key)) for key in keys}
 
 
 def select_names(opts: dict[str, Any]) -> set[str]:
@@ -174,20 +158,3 @@ def select_names(opts: dict[str, Any]) -> set[str]:
     if opts.get("exclude"):
         names -= set(opts["exclude"])
     return names
-
-
-def add_seed_routes(app: FastAPI, chat_stream: ChatStream, opts: dict[str, Any]) -> None:
-    install_error_handlers(app)
-    app.include_router(seed_router(chat_stream, select_names(opts)))
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Render :class:`ChatStreamError` as JSON (idempotent)."""
-    if getattr(app.state, "chatstream_error_handlers", False):
-        return
-    app.state.chatstream_error_handlers = True
-
-    async def on_chatstream_error(request: Request, exc: ChatStreamError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
-
-    app.add_exception_handler(ChatStreamError, on_chatstream_error)

@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine.base import Engine, GenerationRequest
-from .engine.text import partial_suffix_len
-from .history.base import Turn
-from .prompts.base import AbstractChatPrompt
-from .scheduler import Ticket
+from ..engine.base import Engine, GenerationRequest, TokenDelta
+from ..history.base import Turn
+from ..prompts.base import AbstractChatPrompt
+from ..scheduler import Ticket
+from .output_filter import OutputFilter
 
 logger = logging.getLogger("chatstream")
 
@@ -44,40 +44,18 @@ class TurnEvent:
     error: str | None = None
 
 
-class OutputFilter:
-    """Applies the prompt class's output replacements (e.g. ``<NL>`` → newline) to a token stream.
+@dataclass
+class _Progress:
+    """What one iteration of :meth:`TurnStream.events` has seen so far."""
 
-    Text that may be the start of a replacement key is held back until the next token decides it,
-    so a key split across two tokens is still replaced and never shown half-done.
-    """
-
-    def __init__(self, replacements: list[tuple[str, str]] | None) -> None:
-        self.replacements = replacements or []
-        self.keys = [old for old, _ in self.replacements]
-        self.raw = ""
-        self.shown = ""
-
-    def _render(self, raw: str) -> str:
-        for old, new in self.replacements:
-            raw = raw.replace(old, new)
-        return raw.lstrip()
-
-    def feed(self, text: str) -> str:
-        self.raw += text
-        hold = partial_suffix_len(self.raw, self.keys)
-        return self._advance(self._render(self.raw[: len(self.raw) - hold]))
-
-    def flush(self) -> str:
-        return self._advance(self._render(self.raw))
-
-    def _advance(self, display: str) -> str:
-        if not display.startswith(self.shown):
-            # A replacement changed already-shown text (should not happen with held keys): show the rest.
-            delta = display[len(self.shown) :] if len(display) > len(self.shown) else ""
-        else:
-            delta = display[len(self.shown) :]
-        self.shown = display
-        return delta
+    status: str = "interrupted"
+    reason: str = "cancelled"
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    first_token_at: float | None = None
+    last_token_at: float | None = None
+    ended: bool = False  # the final event was produced: a consumer leaving after it changes nothing
 
 
 @dataclass
@@ -95,10 +73,12 @@ class TurnStream:
     headers: dict[str, str] = field(default_factory=dict)
     #: set by the response layer once a body byte went out (for the callback's message)
     sent_any: bool = False
-    on_done: Callable[[TurnStream], None] | None = None
-    outcome: str | None = None
     text: str = ""
     started: bool = False
+
+    @property
+    def message_id(self) -> str:
+        return self.turn.message_id
 
     async def abandon(self) -> None:
         """The response ended before :meth:`events` ever ran (the client left at once): give the place
@@ -107,101 +87,91 @@ class TurnStream:
             return
         self.started = True
         self.ticket.release()
-        await _run_shielded(self._finalize("interrupted", "", self._usage("cancelled")))
+        await _run_shielded(self._finalize("interrupted", "", self._usage(_Progress())))
 
-    def _usage(
-        self,
-        finish_reason: str,
-        prompt_tokens: int = 0,
-        completion_tokens: int = 0,
-        first_token_at: float | None = None,
-        queue_wait: float | None = None,
-    ) -> dict[str, Any]:
+    def _usage(self, seen: _Progress, queue_wait: float | None = None) -> dict[str, Any]:
         """What the history stores and the metrics observe about the turn, measured from admission."""
         created = self.ticket.created
+        first = seen.first_token_at
         return {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
+            "prompt_tokens": seen.prompt_tokens,
+            "completion_tokens": seen.completion_tokens,
             "queue_wait_seconds": queue_wait,
-            "time_to_first_token_seconds": first_token_at - created if first_token_at else None,
+            "time_to_first_token_seconds": first - created if first else None,
             "duration_seconds": time.perf_counter() - created,
-            "finish_reason": finish_reason,
+            "finish_reason": seen.reason,
         }
 
-    @property
-    def message_id(self) -> str:
-        return self.turn.message_id
+    def _observe(self, delta: TokenDelta, seen: _Progress) -> None:
+        """Token counts and latency metrics for one engine delta."""
+        now = time.perf_counter()
+        seen.prompt_tokens = delta.prompt_tokens or seen.prompt_tokens
+        seen.completion_tokens = delta.completion_tokens or seen.completion_tokens
+        if not (delta.token_ids or delta.text):
+            return
+        if seen.first_token_at is None:
+            seen.first_token_at = now
+            if self.metrics is not None:
+                self.metrics.first_token(now - self.ticket.created)
+        elif self.metrics is not None and seen.last_token_at is not None:
+            self.metrics.inter_token(now - seen.last_token_at)
+        seen.last_token_at = now
+
+    async def _final_event(self, delta: TokenDelta, out: OutputFilter, seen: _Progress) -> TurnEvent:
+        shown = out.flush() if not delta.text else out.feed(delta.text) + out.flush()
+        seen.reason = delta.finish_reason or "stop"
+        if seen.reason == "error":
+            seen.status, seen.error = "failed", delta.error or "generation failed"
+        else:
+            seen.status = "complete"
+        self.text = out.shown
+        if shown or seen.status == "complete":
+            await self.turn.progress(out.shown)
+        seen.ended = True
+        return TurnEvent(
+            shown, out.shown, True, seen.reason, seen.prompt_tokens, seen.completion_tokens, seen.error
+        )
 
     async def events(self) -> AsyncIterator[TurnEvent]:
         if self.started:
             raise RuntimeError("a turn's events can be iterated only once")
         self.started = True
         out = OutputFilter(self.prompt.get_replacement_when_output())
-        status, reason, error = "interrupted", "cancelled", None
-        prompt_tokens = completion_tokens = 0
-        first_token_at: float | None = None
-        last_token_at: float | None = None
+        seen = _Progress()
         generator = None
-        ended = False  # the final event was produced: a consumer leaving after it changes nothing
         try:
             await self.ticket.wait()
             if self.metrics is not None:
                 self.metrics.queue_wait(self.ticket.queue_wait)
             generator = self.engine.generate(self.generation_request)
             async for delta in generator:
-                now = time.perf_counter()
-                prompt_tokens = delta.prompt_tokens or prompt_tokens
-                completion_tokens = delta.completion_tokens or completion_tokens
-                if delta.token_ids or delta.text:
-                    if first_token_at is None:
-                        first_token_at = now
-                        if self.metrics is not None:
-                            self.metrics.first_token(now - self.ticket.created)
-                    elif self.metrics is not None and last_token_at is not None:
-                        self.metrics.inter_token(now - last_token_at)
-                    last_token_at = now
+                self._observe(delta, seen)
                 if delta.finished:
-                    shown = out.flush() if not delta.text else out.feed(delta.text) + out.flush()
-                    reason = delta.finish_reason or "stop"
-                    if reason == "error":
-                        status, error = "failed", delta.error or "generation failed"
-                    else:
-                        status = "complete"
-                    self.text = out.shown
-                    if shown or status == "complete":
-                        await self.turn.progress(out.shown)
-                    ended = True
-                    yield TurnEvent(shown, out.shown, True, reason, prompt_tokens, completion_tokens, error)
+                    yield await self._final_event(delta, out, seen)
                     break
                 shown = out.feed(delta.text)
                 if shown:
                     self.text = out.shown
                     await self.turn.progress(out.shown)
-                    yield TurnEvent(
-                        shown, out.shown, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-                    )
-            else:
-                # The engine ended without a final delta (it was stopped): treat as interrupted.
-                status, reason = "interrupted", "cancelled"
+                    yield TurnEvent(shown, out.shown, False, None, seen.prompt_tokens, seen.completion_tokens)
+            # An engine that ended without a final delta was stopped: the turn stays interrupted.
         except (asyncio.CancelledError, GeneratorExit):
-            if not ended:
-                status, reason = "interrupted", "cancelled"
+            if not seen.ended:
+                seen.status, seen.reason = "interrupted", "cancelled"
             raise
         except Exception as exc:  # an engine bug fails this request only
             logger.exception("generation failed")
-            status, reason, error = "failed", "error", str(exc)
+            seen.status, seen.reason, seen.error = "failed", "error", str(exc)
             yield TurnEvent(
-                "", out.shown, True, "error", prompt_tokens, completion_tokens, "generation failed"
+                "", out.shown, True, "error", seen.prompt_tokens, seen.completion_tokens, "generation failed"
             )
         finally:
             if generator is not None:
                 await _close_quietly(generator)
             self.ticket.release()
             self.text = out.shown
-            usage = self._usage(
-                reason, prompt_tokens, completion_tokens, first_token_at, queue_wait=self.ticket.queue_wait
-            )
-            await _run_shielded(self._finalize(status, out.shown, usage))
+            usage = self._usage(seen, queue_wait=self.ticket.queue_wait)
+            await _run_shielded(self._finalize(seen.status, out.shown, usage))
 
     async def _finalize(self, status: str, text: str, usage: dict[str, Any]) -> None:
         if status == "complete":
@@ -211,7 +181,6 @@ class TurnStream:
             message = DISCONNECTED_WHILE_STREAMING if self.sent_any else DISCONNECTED_BEFORE_STREAMING
         else:
             outcome, message = "error", UNKNOWN_ERROR
-        self.outcome = outcome
         started = time.perf_counter()
         try:
             await self.turn.finish(status, text, usage)
@@ -227,8 +196,6 @@ class TurnStream:
                     await result
             except Exception:
                 logger.exception("finish callback failed")
-        if self.on_done is not None:
-            self.on_done(self)
 
 
 async def _close_quietly(generator: Any) -> None:

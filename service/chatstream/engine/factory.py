@@ -1,0 +1,39 @@
+"""Build the engine the options ask for: the mock (no model) or continuous batching over a model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Engine
+
+
+def build_engine(
+    model: Any,
+    tokenizer: Any,
+    device: str | None,
+    *,
+    use_mock_response: bool,
+    mock_params: dict[str, Any],
+    max_batch_size: int,
+    kv_cache_tokens: int,
+    prefill_chunk_tokens: int,
+    model_name: str | None,
+) -> Engine:
+    if use_mock_response:
+        from .mock import MockEngine
+
+        return MockEngine(mock_params, model_name=model_name or "chatstream-mock")
+    if model is None or tokenizer is None:
+        raise ValueError("ChatStream needs model and tokenizer unless use_mock_response=True")
+    from .transformers import TransformersEngine
+
+    name = model_name or getattr(getattr(model, "config", None), "_name_or_path", None) or "model"
+    return TransformersEngine(
+        model,
+        tokenizer,
+        device,
+        max_batch_size=max_batch_size,
+        kv_cache_tokens=kv_cache_tokens,
+        prefill_chunk_tokens=prefill_chunk_tokens,
+        model_name=str(name).rstrip("/").split("/")[-1],
+    )
