@@ -4,6 +4,7 @@ with the models."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 
@@ -17,6 +18,14 @@ from chatstream.history.models import Base
 from .store import query
 
 TABLES = {"conversations", "messages", "feedback"}
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """A bare environment for a child process that still imports the code under test (PYTHONPATH)."""
+    env = {"PATH": "/usr/bin:/bin", **extra}
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
 
 
 def pg_tables(url: str) -> set[str]:
@@ -71,7 +80,7 @@ def test_sqlite_migrates_with_the_same_scripts(tmp_path):
 def test_migrate_command_reads_the_service_settings(pg_database_url, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "chatstream", "migrate"],
-        env={"PATH": "/usr/bin:/bin", "CHATSTREAM_DATABASE_URL": pg_database_url},
+        env=child_env(CHATSTREAM_DATABASE_URL=pg_database_url),
         cwd=tmp_path,  # no alembic.ini here: found next to the source checkout
         capture_output=True,
         text=True,
@@ -87,7 +96,7 @@ def test_plain_alembic_uses_the_same_settings(pg_database_url):
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[2]
-    env = {"PATH": "/usr/bin:/bin", "CHATSTREAM_DATABASE_URL": pg_database_url.replace("+asyncpg", "")}
+    env = child_env(CHATSTREAM_DATABASE_URL=pg_database_url.replace("+asyncpg", ""))
     result = subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
         env=env,
