@@ -8,11 +8,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from chatstream.history.database import create_engine
-from chatstream.history.migrate import downgrade_to, head_revision, upgrade_to_head
+from chatstream.history.migrate import alembic_config, downgrade_to, head_revision, upgrade_to_head
 from chatstream.history.models import Base
 
 from .store import query
@@ -74,6 +76,51 @@ def test_sqlite_migrates_with_the_same_scripts(tmp_path):
     upgrade_to_head(url)
     names = {row["name"] for row in query(url, "SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert TABLES <= names
+    assert model_drift(url) == []
+
+
+def conversation_columns(url: str) -> set[str]:
+    if url.startswith("sqlite"):
+        return {row["name"] for row in query(url, "PRAGMA table_info(conversations)")}
+    sql = "SELECT column_name FROM information_schema.columns WHERE table_name = 'conversations'"
+    return {row["column_name"] for row in query(url, sql)}
+
+
+ROWS_0001 = [
+    "INSERT INTO conversations (id, owner, session_key, title, prompt_class, system_text, generation_params,"
+    " created_at, updated_at) VALUES ('c1', 'o', NULL, 't', 'SomePrompt', NULL, '{}',"
+    " '2026-12-01 10:00:00', '2026-12-01 10:00:00')",
+    "INSERT INTO messages (conversation_id, ordinal, role, text, message_id, status, created_at, updated_at)"
+    " VALUES ('c1', 0, 'assistant', 'hi', 'm1', 'complete', '2026-12-01 10:00:00', '2026-12-01 10:00:00')",
+    "INSERT INTO feedback (message_id, is_like, created_at, updated_at)"
+    " VALUES ('m1', true, '2026-12-01 10:00:00', '2026-12-01 10:00:00')",
+]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_prompt_class_is_dropped_and_restored_keeping_every_row(backend, request, tmp_path):
+    """0002 drops the unused column in place: no table rebuild, so no cascade deletes the messages."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
+    else:
+        url = request.getfixturevalue("pg_database_url")
+    command.upgrade(alembic_config(url), "0001")
+    for statement in ROWS_0001:
+        query(url, statement)
+    counts = "SELECT (SELECT count(*) FROM conversations) AS c, (SELECT count(*) FROM messages) AS m, "
+    counts += "(SELECT count(*) FROM feedback) AS f"
+    assert query(url, counts) == [{"c": 1, "m": 1, "f": 1}]
+
+    upgrade_to_head(url)
+    assert "prompt_class" not in conversation_columns(url)
+    assert query(url, counts) == [{"c": 1, "m": 1, "f": 1}]
+    assert query(url, "SELECT title FROM conversations") == [{"title": "t"}]
+
+    downgrade_to(url, "0001")
+    assert "prompt_class" in conversation_columns(url)
+    assert query(url, counts) == [{"c": 1, "m": 1, "f": 1}]
+    assert query(url, "SELECT prompt_class FROM conversations") == [{"prompt_class": ""}]
+    upgrade_to_head(url)
     assert model_drift(url) == []
 
 
