@@ -4,19 +4,30 @@ with the models."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from chatstream.history.database import create_engine
-from chatstream.history.migrate import downgrade_to, head_revision, upgrade_to_head
+from chatstream.history.migrate import alembic_config, downgrade_to, head_revision, upgrade_to_head
 from chatstream.history.models import Base
 
 from .store import query
 
 TABLES = {"conversations", "messages", "feedback"}
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """A bare environment for a child process that still imports the code under test (PYTHONPATH)."""
+    env = {"PATH": "/usr/bin:/bin", **extra}
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
 
 
 def pg_tables(url: str) -> set[str]:
@@ -68,10 +79,55 @@ def test_sqlite_migrates_with_the_same_scripts(tmp_path):
     assert model_drift(url) == []
 
 
+def conversation_columns(url: str) -> set[str]:
+    if url.startswith("sqlite"):
+        return {row["name"] for row in query(url, "PRAGMA table_info(conversations)")}
+    sql = "SELECT column_name FROM information_schema.columns WHERE table_name = 'conversations'"
+    return {row["column_name"] for row in query(url, sql)}
+
+
+ROWS_0001 = [
+    "INSERT INTO conversations (id, owner, session_key, title, prompt_class, system_text, generation_params,"
+    " created_at, updated_at) VALUES ('c1', 'o', NULL, 't', 'SomePrompt', NULL, '{}',"
+    " '2026-12-01 10:00:00', '2026-12-01 10:00:00')",
+    "INSERT INTO messages (conversation_id, ordinal, role, text, message_id, status, created_at, updated_at)"
+    " VALUES ('c1', 0, 'assistant', 'hi', 'm1', 'complete', '2026-12-01 10:00:00', '2026-12-01 10:00:00')",
+    "INSERT INTO feedback (message_id, is_like, created_at, updated_at)"
+    " VALUES ('m1', true, '2026-12-01 10:00:00', '2026-12-01 10:00:00')",
+]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_prompt_class_is_dropped_and_restored_keeping_every_row(backend, request, tmp_path):
+    """0002 drops the unused column in place: no table rebuild, so no cascade deletes the messages."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
+    else:
+        url = request.getfixturevalue("pg_database_url")
+    command.upgrade(alembic_config(url), "0001")
+    for statement in ROWS_0001:
+        query(url, statement)
+    counts = "SELECT (SELECT count(*) FROM conversations) AS c, (SELECT count(*) FROM messages) AS m, "
+    counts += "(SELECT count(*) FROM feedback) AS f"
+    assert query(url, counts) == [{"c": 1, "m": 1, "f": 1}]
+
+    upgrade_to_head(url)
+    assert "prompt_class" not in conversation_columns(url)
+    assert query(url, counts) == [{"c": 1, "m": 1, "f": 1}]
+    assert query(url, "SELECT title FROM conversations") == [{"title": "t"}]
+
+    downgrade_to(url, "0001")
+    assert "prompt_class" in conversation_columns(url)
+    assert query(url, counts) == [{"c": 1, "m": 1, "f": 1}]
+    assert query(url, "SELECT prompt_class FROM conversations") == [{"prompt_class": ""}]
+    upgrade_to_head(url)
+    assert model_drift(url) == []
+
+
 def test_migrate_command_reads_the_service_settings(pg_database_url, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "chatstream", "migrate"],
-        env={"PATH": "/usr/bin:/bin", "CHATSTREAM_DATABASE_URL": pg_database_url},
+        env=child_env(CHATSTREAM_DATABASE_URL=pg_database_url),
         cwd=tmp_path,  # no alembic.ini here: found next to the source checkout
         capture_output=True,
         text=True,
@@ -87,7 +143,7 @@ def test_plain_alembic_uses_the_same_settings(pg_database_url):
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[2]
-    env = {"PATH": "/usr/bin:/bin", "CHATSTREAM_DATABASE_URL": pg_database_url.replace("+asyncpg", "")}
+    env = child_env(CHATSTREAM_DATABASE_URL=pg_database_url.replace("+asyncpg", ""))
     result = subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
         env=env,

@@ -25,8 +25,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-#: message roles as stored (the prompt class's own role names are not: they differ per model family)
-USER, ASSISTANT = "user", "assistant"
 #: assistant message states; ``generating`` rows whose turn lease expired read as ``interrupted``
 GENERATING, COMPLETE, INTERRUPTED, FAILED = "generating", "complete", "interrupted", "failed"
 
@@ -73,7 +71,6 @@ class Conversation(Base):
     owner: Mapped[str] = mapped_column(String(128))
     session_key: Mapped[str | None] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(String(200), default="")
-    prompt_class: Mapped[str] = mapped_column(String(200), default="")
     system_text: Mapped[str | None] = mapped_column(Text)
     generation_params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     active_message_id: Mapped[str | None] = mapped_column(String(64))

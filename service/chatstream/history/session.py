@@ -10,6 +10,7 @@ from starlette.requests import Request
 from ..errors import bad_request, not_found
 from ..prompts.base import AbstractChatPrompt
 from .base import RequestHandler, Turn, TurnInput, get_session_dict, save_session
+from .prompting import messages_to_prompt
 
 SESSION_REQUIRED = (
     "No session middleware: every request is a new single-turn chat. Add chatstream's "
@@ -122,20 +123,3 @@ class SimpleSessionRequestHandler(RequestHandler):
             raise not_found("no such message in this session")
         session.setdefault("feedback", {})[message_id] = {"is_like": is_like, "form_data": form_data}
         save_session(request)
-
-
-def messages_to_prompt(
-    prompt_clazz: type[AbstractChatPrompt], messages: list[dict[str, str]]
-) -> AbstractChatPrompt:
-    """Build a prompt object from OpenAI-style messages (system, user, assistant), open reply last."""
-    prompt = prompt_clazz()
-    system = [m["content"] for m in messages if m["role"] in ("system", "developer")]
-    if system:
-        prompt.set_system("\n".join(system))
-    for message in messages:
-        if message["role"] == "user":
-            prompt.add_requester_msg(message["content"])
-        elif message["role"] == "assistant":
-            prompt.add_responder_msg(message["content"])
-    prompt.add_responder_msg(None)
-    return prompt
