@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from chatstream.core.output_filter import OutputFilter
-
 from chatstream import (
     ChatPromptRinnaJapaneseGPTNeoxInst,
     ChatPromptTogetherRedPajamaINCITEChat,
     ChatTemplatePrompt,
 )
+from chatstream.core.output_filter import OutputFilter
 from chatstream.engine.text import find_stop, partial_suffix_len
 
 

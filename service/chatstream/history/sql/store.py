@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,9 +22,6 @@ from ..base import RequestHandler
 from ..database import backend_name, create_engine, is_unavailable, redact, sqlite_url
 from ..migrate import head_revision, upgrade_to_head
 from .tables import DATABASE_DOWN
-
-if TYPE_CHECKING:
-    from .turns import SqlTurn
 
 logger = logging.getLogger("chatstream.history")
 
@@ -55,7 +52,8 @@ class SqlStore(RequestHandler):
         self.engine = create_engine(self.url, pool_size=settings.db_pool_size, timeout=self.timeout)
         self.autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         #: this process's running turns by message id (their progress is written by the ticker)
-        self.active: dict[str, SqlTurn] = {}
+        #: this process's running turns (``SqlTurn``) by message id, for the lease ticker
+        self.active: dict[str, Any] = {}
         self.expected_revision = head_revision()
         self.schema_ok = False
         self._schema_lock = asyncio.Lock()
