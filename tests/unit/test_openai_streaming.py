@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
-from chatstream.api.openai import _content_template, _dump_chunk
-from chatstream.api.openai_schemas import Delta
+from chatstream.api.openai.protocol import Delta
+from chatstream.api.openai.stream import content_template, dump_chunk, with_keepalive
+from chatstream.core.turn_stream import TurnEvent
 
 TEXTS = [
     "plain",
@@ -22,9 +24,9 @@ TEXTS = [
 @pytest.mark.parametrize("include_usage", [True, False])
 @pytest.mark.parametrize("text", TEXTS)
 def test_template_equals_the_schema_dump(text: str, include_usage: bool) -> None:
-    prefix, suffix = _content_template("chatcmpl-x", 1700000000, 'model "q"', include_usage)
+    prefix, suffix = content_template("chatcmpl-x", 1700000000, 'model "q"', include_usage)
     rendered = prefix + json.dumps(text, ensure_ascii=False) + suffix
-    assert rendered == _dump_chunk(
+    assert rendered == dump_chunk(
         "chatcmpl-x", 1700000000, 'model "q"', Delta(content=text), None, include_usage
     )
     payload = json.loads(rendered.removeprefix("data: "))
@@ -33,8 +35,6 @@ def test_template_equals_the_schema_dump(text: str, include_usage: bool) -> None
 
 
 def _events(texts: list[str], fail: bool = False, closed: list[bool] | None = None):
-    from chatstream.core.turn_stream import TurnEvent
-
     async def gen():
         try:
             shown = ""
@@ -50,14 +50,22 @@ def _events(texts: list[str], fail: bool = False, closed: list[bool] | None = No
     return gen()
 
 
+def test_merged_event_joins_the_deltas_and_keeps_the_newer_state() -> None:
+    first = TurnEvent("Hel", "Hel", prompt_tokens=5, completion_tokens=1)
+    second = TurnEvent(
+        "lo", "Hello", finished=True, finish_reason="length", prompt_tokens=5, completion_tokens=2
+    )
+    merged = TurnEvent.merged(first, second)
+    assert merged == TurnEvent(
+        "Hello", "Hello", finished=True, finish_reason="length", prompt_tokens=5, completion_tokens=2
+    )
+    assert (first.delta, second.delta) == ("Hel", "lo")  # neither input is changed
+
+
 def test_keepalive_merges_a_backlog_but_never_past_the_last_event() -> None:
-    import asyncio
-
-    from chatstream.api.openai import _with_keepalive
-
     async def main():
         seen = []
-        async for event in _with_keepalive(_events(["a", "b", "c", "d"]), every=10):
+        async for event in with_keepalive(_events(["a", "b", "c", "d"]), every=10):
             seen.append(event)
             await asyncio.sleep(0.05)  # a slow client: the rest queues up meanwhile
         return seen
@@ -69,10 +77,6 @@ def test_keepalive_merges_a_backlog_but_never_past_the_last_event() -> None:
 
 
 def test_keepalive_marks_idle_time_passes_errors_and_closes_the_source() -> None:
-    import asyncio
-
-    from chatstream.api.openai import _with_keepalive
-
     async def slow():
         await asyncio.sleep(0.25)
         async for event in _events(["x"], fail=True):
@@ -81,10 +85,10 @@ def test_keepalive_marks_idle_time_passes_errors_and_closes_the_source() -> None
     async def main():
         seen = []
         with pytest.raises(RuntimeError, match="engine broke"):
-            async for event in _with_keepalive(slow(), every=0.1):
+            async for event in with_keepalive(slow(), every=0.1):
                 seen.append(event)
         closed: list[bool] = []
-        stream = _with_keepalive(_events(["p", "q"], closed=closed), every=10)
+        stream = with_keepalive(_events(["p", "q"], closed=closed), every=10)
         await anext(stream)
         await stream.aclose()
         return seen, closed

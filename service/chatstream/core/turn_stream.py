@@ -8,6 +8,7 @@ identically whatever the client speaks.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,6 +43,15 @@ class TurnEvent:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
+
+    @staticmethod
+    def merged(first: TurnEvent, second: TurnEvent) -> TurnEvent:
+        """One event for two consecutive events of a turn (``first`` is not the finished one).
+
+        The deltas are joined; the rest (whole text, counts, finish) is ``second``'s, the newer state.
+        A consumer that fell behind (a slow client) then gets its backlog as one event.
+        """
+        return dataclasses.replace(second, delta=first.delta + second.delta)
 
 
 @dataclass
