@@ -8,6 +8,7 @@ thread for the model), never block the event loop, and report live state through
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -71,6 +72,17 @@ class TokenDelta:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
+
+    @staticmethod
+    def merged(first: TokenDelta, second: TokenDelta) -> TokenDelta:
+        """One delta for two consecutive deltas of a stream (``first`` is not the finished one).
+
+        Text and token ids are joined; the rest (counts, finish) is ``second``'s, the newer state.
+        A consumer that fell behind then gets one delta instead of a backlog to walk token by token.
+        """
+        return dataclasses.replace(
+            second, text=first.text + second.text, token_ids=first.token_ids + second.token_ids
+        )
 
 
 @dataclass

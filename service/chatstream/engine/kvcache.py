@@ -127,6 +127,18 @@ def trim_left(cache: Any, columns: int) -> None:
         layer.refresh()
 
 
+def zero_where_invalid(cache: Any, offset: int, valid: torch.Tensor) -> None:
+    """Zero keys and values of columns ``offset..`` (from the window's start) where ``valid`` is False.
+
+    ``valid`` is rows × columns; used on a prefill chunk's padding columns, which the model filled.
+    """
+    stop = offset + valid.shape[1]
+    for layer in cache.layers:
+        keep = valid[:, None, :, None].to(layer.k.dtype)
+        layer.k[:, :, layer.start + offset : layer.start + stop] *= keep
+        layer.v[:, :, layer.start + offset : layer.start + stop] *= keep
+
+
 def join(cache: Any, group: Any, max_rows: int) -> int:
     """Append all rows of ``group`` (another cache, right-aligned) below the rows of ``cache``.
 
