@@ -99,10 +99,6 @@ class EngineStats:
     kv_cache_tokens_budget: int = 0
 
 
-class EngineError(RuntimeError):
-    """Generation of one request failed; the engine itself keeps running."""
-
-
 class Engine(ABC):
     """Runs a causal LM (or a mock) for many sequences at once."""
 

@@ -65,15 +65,10 @@ class TransformersEngine(Engine):
         kv_cache_tokens: int = 0,
         prefill_chunk_tokens: int = 512,
         model_name: str = "model",
-        dtype: str | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.device = device or str(next(model.parameters()).device)
-        if dtype not in (None, "auto"):
-            from .loader import resolve_dtype
-
-            model.to(resolve_dtype(dtype, self.device))
         self.max_batch_size = max(1, max_batch_size)
         self.kv_cache_tokens = kv_cache_tokens
         self.prefill_chunk_tokens = max(1, prefill_chunk_tokens)
