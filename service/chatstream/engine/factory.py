@@ -1,4 +1,7 @@
-"""Build the engine the options ask for: the mock (no model) or continuous batching over a model."""
+"""Build the engine the options ask for: the mock (no model) or continuous batching over a model.
+
+The engine modules are imported only when chosen, so the mock path never imports torch's model code.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ def build_engine(
     prefill_chunk_tokens: int,
     model_name: str | None,
 ) -> Engine:
+    """The mock engine, or a :class:`TransformersEngine` named after the model's last path part."""
     if use_mock_response:
         from .mock import MockEngine
 
