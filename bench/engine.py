@@ -188,7 +188,6 @@ async def run_engine(
         arrivals[i] = await _arrive(started, offsets[i])
         params = SamplingParams(temperature=0.0, max_new_tokens=new, ignore_eos=True)
         request = GenerationRequest(request_id=str(i), prompt="", prompt_token_ids=prompts[i], params=params)
-        request.context_len = len(prompts[i]) + new
         async for delta in engine.generate(request):
             now = time.perf_counter()
             stamps[i] += [now] * len(delta.token_ids)

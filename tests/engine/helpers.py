@@ -27,7 +27,7 @@ def request(prompt: str = "", ids: list[int] | None = None, **params: Any) -> Ge
     params.setdefault("temperature", 0.0)
     params.setdefault("max_new_tokens", 12)
     return GenerationRequest(
-        request_id="t", prompt=prompt, prompt_token_ids=ids, params=SamplingParams(**params), context_len=4096
+        request_id="t", prompt=prompt, prompt_token_ids=ids, params=SamplingParams(**params)
     )
 
 

@@ -58,3 +58,18 @@ async def test_a_failing_request_ends_alone(tiny_lm):
     assert "vocabulary" in failed[0].last.error
     assert ok.tokens == expected and after.tokens == expected
     assert engine.stats().running == 0
+
+
+async def test_the_prompt_reaches_the_model_whole(tiny_lm):
+    """Fitting the prompt to the context is the service's job, done once: the engine never cuts it."""
+    model, tokenizer = tiny_lm
+    ids = tokenizer(" ".join(["the robot paints the sea at night"] * 40)).input_ids
+    assert len(ids) > 200
+    async with running_engine(model, tokenizer, prefill_chunk_tokens=64) as engine:
+        got = await collect(engine.generate(request(ids=ids, max_new_tokens=6, ignore_eos=True)))
+        special = request("Hello", max_new_tokens=2)
+        special.add_special_tokens = False
+        plain = await collect(engine.generate(special))
+    assert got.last.prompt_tokens == len(ids)
+    assert got.tokens == reference(model, ids, 6)
+    assert plain.last.prompt_tokens == len(tokenizer.encode("Hello", add_special_tokens=False))

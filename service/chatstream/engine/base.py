@@ -41,10 +41,10 @@ class SamplingParams:
 class GenerationRequest:
     """One sequence to generate.
 
-    ``prompt`` is the rendered text; ``prompt_token_ids`` (when given) wins over it. The engine
-    truncates the prompt to its newest ``context_len - max_new_tokens`` tokens as a last guard (the
-    facade already drops whole old turns first). ``last_user_message`` and ``turn`` only feed the
-    mock engine, which answers without a model.
+    ``prompt`` is the rendered text; ``prompt_token_ids`` (when given) wins over it. The prompt
+    arrives already fitted to the model's context (the service drops old turns and cuts the ids, once):
+    the engine checks it but never shortens it. ``last_user_message`` and ``turn`` only feed the mock
+    engine, which answers without a model.
     """
 
     request_id: str
@@ -52,7 +52,6 @@ class GenerationRequest:
     params: SamplingParams = field(default_factory=SamplingParams)
     prompt_token_ids: list[int] | None = None
     add_special_tokens: bool | None = None
-    context_len: int = 1024
     last_user_message: str = ""
     turn: int = 1
 

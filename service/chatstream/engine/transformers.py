@@ -131,12 +131,11 @@ class TransformersEngine(Engine):
 
     # --- admission --------------------------------------------------------------------------
     def _encode(self, request: GenerationRequest) -> list[int]:
+        """The prompt's ids, checked (not empty, inside the vocabulary); never shortened here."""
         if request.prompt_token_ids is not None:
             ids = list(request.prompt_token_ids)
         else:
             ids = self.encode_prompt(request.prompt, request.add_special_tokens)
-        budget = max(request.context_len - request.params.max_new_tokens, 1)
-        ids = ids[-budget:]
         if not ids:
             raise ValueError("the prompt is empty")
         bad = [t for t in ids if not 0 <= t < self.vocab_size]
