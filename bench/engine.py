@@ -62,9 +62,9 @@ def ensure_model(path: Path | None) -> Path:
 
 def make_prompts(tokenizer: Any, n: int, length: int) -> list[list[int]]:
     """``n`` different prompts of ``length`` ± 4 tokens (different lengths exercise the padding)."""
-    from chatstream.tiny_model import _corpus
+    from chatstream.tiny_model import corpus
 
-    ids = tokenizer(" ".join(_corpus()[:400]), add_special_tokens=False).input_ids
+    ids = tokenizer(" ".join(corpus()[:400]), add_special_tokens=False).input_ids
     prompts = []
     for i in range(n):
         size = length - 4 + (i * 3) % 9

@@ -35,7 +35,8 @@ _CORPUS_JA = """
 """
 
 
-def _corpus() -> list[str]:
+def corpus() -> list[str]:
+    """The tokenizer's training text (English and Japanese); the engine benchmark takes prompts from it."""
     lines = [line.strip() for line in (_CORPUS_EN + _CORPUS_JA).splitlines() if line.strip()]
     # Vary the text so BPE finds enough merges for larger vocabularies.
     words = " ".join(lines).split()
@@ -58,7 +59,7 @@ def train_tokenizer(vocab_size: int):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(_corpus(), trainer=trainer)
+    tokenizer.train_from_iterator(corpus(), trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         unk_token="<unk>",
