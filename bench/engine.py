@@ -8,6 +8,7 @@ Side by side in one run, on the same ~100-token prompts (128 new tokens, EOS dis
 (c) ``engine``: :class:`TransformersEngine` with ``num_of_concurrent_executions = N``.
 (d) ``ceiling``: N rows per batched decode forward and nothing else (no prefill, sampling or
     scheduling), the most any engine could reach for N streams on this model and device.
+    (a), (b) and (d) are in ``bench/engine_baselines.py``.
 
 For N concurrent requests arriving all at once and staggered (``--stagger-ms`` apart) it reports
 aggregate tokens/s, p50/p99 time to first token, p50 inter-token gap, each ratio to (a) and the
@@ -38,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 sys.path.insert(0, str(REPO))
 
-from bench.stats import percentile  # noqa: E402
+from bench.engine_baselines import arrive, run_ceiling, run_seed, run_static, summarise  # noqa: E402
 
 MODEL_SIZES = {
     "hidden_size": 512,
@@ -73,104 +74,6 @@ def make_prompts(tokenizer: Any, n: int, length: int) -> list[list[int]]:
     return prompts
 
 
-def summarise(arrivals: list[float], stamps: list[list[float]], started: float, label: str) -> dict[str, Any]:
-    """``stamps[i]``: the time of each token of request i (absolute perf_counter seconds)."""
-    tokens = sum(len(s) for s in stamps)
-    end = max(s[-1] for s in stamps if s)
-    ttft = [s[0] - a for a, s in zip(arrivals, stamps, strict=True) if s]
-    gaps = [b - a for s in stamps for a, b in zip(s, s[1:], strict=False)]
-    return {
-        "mode": label,
-        "tokens": tokens,
-        "seconds": end - started,
-        "tokens_per_s": tokens / (end - started),
-        "ttft_p50_ms": 1000 * percentile(ttft, 50),
-        "ttft_p99_ms": 1000 * percentile(ttft, 99),
-        "itl_p50_ms": 1000 * (percentile(gaps, 50) or 0.0),
-    }
-
-
-async def _arrive(started: float, offset: float) -> float:
-    """Wait for this request's arrival time and return it.
-
-    The arrival is the scheduled time, not the moment this coroutine got to run: a request that
-    arrives while the event loop is busy (the seed's blocking forwards) has been waiting since then.
-    """
-    arrival = started + offset
-    await asyncio.sleep(max(0.0, arrival - time.perf_counter()))
-    return arrival
-
-
-async def run_seed(model: Any, prompts: list[list[int]], new: int, offsets: list[float]) -> dict[str, Any]:
-    """(a) The seed's design: per-request KV cache, one forward per token, on the event loop."""
-    import torch
-
-    from chatstream.engine.transformers import cache_kwarg
-
-    device = next(model.parameters()).device
-    cache_name = cache_kwarg(model)
-    stamps: list[list[float]] = [[] for _ in prompts]
-    arrivals = [0.0] * len(prompts)
-    started = time.perf_counter()
-
-    async def one(i: int) -> None:
-        arrivals[i] = await _arrive(started, offsets[i])
-        ids = torch.tensor([prompts[i]], device=device)
-        past = None
-        for _ in range(new):
-            with torch.inference_mode():
-                out = model(input_ids=ids, use_cache=True, **{cache_name: past})
-            past = out.past_key_values
-            token = int(torch.argmax(out.logits[0, -1]))
-            stamps[i].append(time.perf_counter())
-            ids = torch.tensor([[token]], device=device)
-            await asyncio.sleep(0)  # let the other requests take their turn
-
-    await asyncio.gather(*(one(i) for i in range(len(prompts))))
-    return summarise(arrivals, stamps, started, "seed")
-
-
-async def run_static(
-    model: Any, tokenizer: Any, prompts: list[list[int]], new: int, offsets: list[float]
-) -> dict[str, Any]:
-    """(b) One static batch through ``model.generate()``, started once every prompt has arrived."""
-    import torch
-    from transformers.generation.streamers import BaseStreamer
-
-    device = next(model.parameters()).device
-    started = time.perf_counter()
-    arrivals = [started + o for o in offsets]
-    await asyncio.sleep(max(offsets))
-    longest = max(len(p) for p in prompts)
-    pad = tokenizer.pad_token_id or 0
-    ids = torch.tensor([[pad] * (longest - len(p)) + p for p in prompts], device=device)
-    mask = torch.tensor([[0] * (longest - len(p)) + [1] * len(p) for p in prompts], device=device)
-    steps: list[float] = []
-
-    class Clock(BaseStreamer):
-        def put(self, value: Any) -> None:
-            steps.append(time.perf_counter())
-
-        def end(self) -> None:
-            pass
-
-    def generate() -> None:
-        with torch.inference_mode():
-            model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                do_sample=False,
-                max_new_tokens=new,
-                min_new_tokens=new,
-                pad_token_id=pad,
-                streamer=Clock(),
-            )
-
-    await asyncio.to_thread(generate)
-    token_times = steps[1:]  # the first put() is the prompt
-    return summarise(arrivals, [list(token_times) for _ in prompts], started, "static")
-
-
 async def run_engine(
     model: Any, tokenizer: Any, prompts: list[list[int]], new: int, offsets: list[float], chunk: int
 ) -> dict[str, Any]:
@@ -185,7 +88,7 @@ async def run_engine(
     started = time.perf_counter()
 
     async def one(i: int) -> None:
-        arrivals[i] = await _arrive(started, offsets[i])
+        arrivals[i] = await arrive(started, offsets[i])
         params = SamplingParams(temperature=0.0, max_new_tokens=new, ignore_eos=True)
         request = GenerationRequest(request_id=str(i), prompt="", prompt_token_ids=prompts[i], params=params)
         async for delta in engine.generate(request):
@@ -197,36 +100,6 @@ async def run_engine(
     finally:
         await engine.stop()
     return summarise(arrivals, stamps, started, "engine")
-
-
-async def run_ceiling(model: Any, prompts: list[list[int]], new: int) -> dict[str, Any]:
-    """(d) The decode-step ceiling: N rows per batched decode forward and nothing else.
-
-    The engine's own forward (its in-place KV cache) with no prefill, sampling, scheduling or
-    padding, repeated over a context of what a stream holds mid-way (prompt + new/2 tokens): what
-    any engine on this model and device could reach at best for N streams.
-    """
-    import torch
-
-    from chatstream.engine import kvcache
-    from chatstream.engine.transformers import cache_kwarg
-
-    device = next(model.parameters()).device
-    cache_name = cache_kwarg(model)
-    width = min(len(p) for p in prompts) + new // 2
-    rows = [(p * (width // len(p) + 1))[:width] for p in prompts]
-    cache = kvcache.new_cache(model.config.num_hidden_layers)
-    steps = min(new, 32)
-    stamps: list[float] = []
-    with torch.inference_mode():
-        out = model(input_ids=torch.tensor(rows, device=device), use_cache=True, **{cache_name: cache})
-        token = out.logits[:, -1:].argmax(-1)
-        started = time.perf_counter()
-        for _ in range(steps):
-            out = model(input_ids=token, use_cache=True, **{cache_name: cache})
-            token = out.logits[:, -1:].argmax(-1)
-            stamps.append(time.perf_counter())
-    return summarise([started] * len(prompts), [list(stamps) for _ in prompts], started, "ceiling")
 
 
 def measure(
@@ -321,7 +194,7 @@ def measure_level(passthrough: list[str], modes: list[str], arrival: str, n: int
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="model directory (default: built)")
     parser.add_argument("--device", default="cpu")
@@ -342,37 +215,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.new_tokens = "1,4", 32
+    return args
 
-    import torch
+
+def passthrough_args(args: argparse.Namespace) -> list[str]:
+    """The options every fresh measuring process gets again."""
+    names = ["model", "device", "dtype", "prompt_tokens", "new_tokens", "stagger_ms", "prefill_chunk_tokens"]
+    return [f"--{name.replace('_', '-')}={getattr(args, name)}" for name in names]
+
+
+def print_table(rows: list[dict[str, Any]], device: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    args.model = ensure_model(args.model)
-    if args.one:
-        print(json.dumps(run_one(args)))
-        return 0
-    levels = [int(x) for x in args.n.split(",")]
-    rows: list[dict[str, Any]] = []
-    passthrough = [
-        f"--{name.replace('_', '-')}={getattr(args, name)}"
-        for name in [
-            "model",
-            "device",
-            "dtype",
-            "prompt_tokens",
-            "new_tokens",
-            "stagger_ms",
-            "prefill_chunk_tokens",
-        ]
-    ]
-    for arrival in args.arrivals.split(","):
-        # a bare decode step has no arrivals: the ceiling is measured with the at-once runs only
-        modes = [m for m in args.modes.split(",") if m != "ceiling" or arrival == "at_once"]
-        for n in levels:
-            rows += measure_level(passthrough, modes, arrival, n, args.repeat)
-    params = rows[0]["parameters"]
-    dtype = rows[0]["dtype"]
-    table = Table(title=f"engine benchmark — {params / 1e6:.1f}M params on {args.device} ({dtype})")
+    params, dtype = rows[0]["parameters"], rows[0]["dtype"]
+    table = Table(title=f"engine benchmark — {params / 1e6:.1f}M params on {device} ({dtype})")
     columns = ["arrivals", "N", "mode", "tok/s", "× seed", "× ceiling", "TTFT p50 ms", "TTFT p99 ms"]
     for column in [*columns, "ITL p50 ms"]:
         table.add_column(column, justify="right")
@@ -391,12 +248,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['itl_p50_ms']:.1f}",
         )
     Console().print(table)
+
+
+def write_report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> Path:
+    import torch
+
     report = {
         "benchmark": "engine",
         "model": str(args.model),
-        "parameters": params,
+        "parameters": rows[0]["parameters"],
         "device": args.device,
-        "dtype": dtype,
+        "dtype": rows[0]["dtype"],
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "prompt_tokens": args.prompt_tokens,
@@ -409,6 +271,24 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or RESULTS / f"engine-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.model = ensure_model(args.model)
+    if args.one:
+        print(json.dumps(run_one(args)))
+        return 0
+    levels = [int(x) for x in args.n.split(",")]
+    rows: list[dict[str, Any]] = []
+    for arrival in args.arrivals.split(","):
+        # a bare decode step has no arrivals: the ceiling is measured with the at-once runs only
+        modes = [m for m in args.modes.split(",") if m != "ceiling" or arrival == "at_once"]
+        for n in levels:
+            rows += measure_level(passthrough_args(args), modes, arrival, n, args.repeat)
+    print_table(rows, args.device)
+    out = write_report(args, rows)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
