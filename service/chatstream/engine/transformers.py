@@ -293,24 +293,27 @@ class TransformersEngine(Engine):
         if prefill is None:
             prefill = self._admit(waiting, batch)
         if prefill is not None:
-            budget = (
-                self.prefill_chunk_tokens
-                if batch.seqs
-                else max(self.prefill_chunk_tokens, IDLE_PREFILL_TOKENS)
-            )
             try:
-                logits = self._prefill_chunk(prefill, budget)
+                logits = self._prefill_chunk(prefill, self._prefill_budget(batch))
             except Exception as exc:
                 self._prefill_failed(prefill, waiting, exc)
                 return batch, None
             if logits is not None:
-                self._join(waiting, batch, prefill, logits)
+                self._finish_prefill(waiting, batch, prefill, logits)
                 prefill = None
         if batch.seqs:  # rows that just joined decode their second token in the same forward
             batch.keep_where(self._advance(batch.seqs, self._decode(batch)))
         return batch, prefill
 
-    def _join(self, waiting: deque[Sequence], batch: Batch, prefill: Prefill, logits: torch.Tensor) -> None:
+    def _prefill_budget(self, batch: Batch) -> int:
+        """Prompt tokens for this step's chunk: the configured chunk while rows decode, more when idle."""
+        if batch.seqs:
+            return self.prefill_chunk_tokens
+        return max(self.prefill_chunk_tokens, IDLE_PREFILL_TOKENS)
+
+    def _finish_prefill(
+        self, waiting: deque[Sequence], batch: Batch, prefill: Prefill, logits: torch.Tensor
+    ) -> None:
         """The group's first tokens: rows that go on join the batch, and the tokens go out at once."""
         leave = self._advance(prefill.seqs, logits)
         keep = [r for r, gone in enumerate(leave) if not gone]
