@@ -51,16 +51,9 @@ async def test_stop_token_ids_eos_and_length(tiny_lm):
         assert stopped.last.finish_reason == "stop"
 
 
-async def test_context_len_keeps_the_newest_prompt_tokens(tiny_lm):
+async def test_add_special_tokens_is_honoured_when_the_engine_tokenises(tiny_lm):
     model, tokenizer = tiny_lm
     async with running_engine(model, tokenizer) as engine:
-        ids = tokenizer("Tell me a story about a small robot who learned to paint the sea at night").input_ids
-        short = request(ids=ids, max_new_tokens=6, ignore_eos=True)
-        short.context_len = 10
-        tail = request(ids=ids[-4:], max_new_tokens=6, ignore_eos=True)
-        got, want = await collect(engine.generate(short)), await collect(engine.generate(tail))
-        assert got.last.prompt_tokens == 4
-        assert got.tokens == want.tokens
         special = request("Hello", max_new_tokens=2)
         special.add_special_tokens = False
         plain = await collect(engine.generate(special))

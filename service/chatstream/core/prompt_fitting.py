@@ -44,7 +44,6 @@ def fit_prompt(
         params=params,
         prompt_token_ids=ids,
         add_special_tokens=add_special_tokens,
-        context_len=context_len,
         last_user_message=working.undo_input_replacement(working.get_requester_last_msg() or ""),
         turn=working.get_turn(),
     )

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..settings import GENERATION_DEFAULTS, RepetitionPenaltyMethod
+
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 
 
@@ -21,12 +23,12 @@ FinishReason = Literal["stop", "length", "cancelled", "error"]
 class SamplingParams:
     """Per-request sampling options (the seed's semantics; temperature < 1e-4 means greedy)."""
 
-    temperature: float = 1.0
-    top_k: int | None = 50
-    top_p: float | None = 1.0
-    repetition_penalty: float | None = None
-    repetition_penalty_method: Literal["multiplicative", "subtractive"] = "multiplicative"
-    max_new_tokens: int = 256
+    temperature: float = GENERATION_DEFAULTS.temperature
+    top_k: int | None = GENERATION_DEFAULTS.top_k
+    top_p: float | None = GENERATION_DEFAULTS.top_p
+    repetition_penalty: float | None = GENERATION_DEFAULTS.repetition_penalty
+    repetition_penalty_method: RepetitionPenaltyMethod = GENERATION_DEFAULTS.repetition_penalty_method
+    max_new_tokens: int = GENERATION_DEFAULTS.max_new_tokens
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
     stop_token_ids: list[int] = field(default_factory=list)
