@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     # the chat template adds a few tokens around the user message
     prompts = make_prompts(tokenizer, max(levels), args.prompt_tokens - 6)
     texts = [tokenizer.decode(p) for p in prompts]
-    # the client holds transformers too: keep its full GC passes (~0.2 s) out of the /healthz timings
+    # the client holds transformers too: keep its full GC passes (docs/engine.md) out of the /healthz timings
     gc.collect()
     gc.freeze()
     rows = []

@@ -41,10 +41,10 @@ def freeze_startup_heap() -> None:
     """Leave what startup built (modules, model, tokenizer, routes) out of every later GC pass.
 
     Python's full collection walks every tracked object while holding the GIL: with a model loaded
-    that is ~430k objects and ~450 ms on a 2-core VM, a stall of the event loop and the engine thread
-    alike (seen as 0.5 s ``/healthz`` outliers while streams ran). Those objects live as long as the
-    process, so ``gc.freeze()`` moves them to the permanent generation; the lifespan unfreezes them
-    at shutdown, so an app started and stopped inside a longer process leaks nothing.
+    that is hundreds of thousands of objects, a stall of the event loop and the engine thread alike
+    (measured in docs/engine.md). Those objects live as long as the process, so ``gc.freeze()``
+    moves them to the permanent generation; the lifespan unfreezes them at shutdown, so an app
+    started and stopped inside a longer process leaks nothing.
     """
     gc.collect()
     gc.freeze()
