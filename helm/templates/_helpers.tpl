@@ -158,6 +158,45 @@ given, which must be larger than the sleep plus the drain timeout.
 {{- end }}
 {{- end }}
 
+{{/*
+Conversation affinity. The header is the service's CONVERSATION_HEADER and the cookie its
+session_cookie_name (tests/deploy check both against the code).
+*/}}
+{{- define "chatstream.affinity.header" -}}
+X-ChatStream-Conversation-Id
+{{- end }}
+
+{{- define "chatstream.affinity.cookie" -}}
+{{- .Values.config.session_cookie_name | default "chatstream_session" }}
+{{- end }}
+
+{{/*
+The ingress-nginx hash key: conversationAffinity.ingressNginx.hashBy, or the conversation header's
+variable followed by the session cookie's. nginx concatenates them: API clients send only the header,
+browsers only the cookie, so each hashes on what it has; a client sending both hashes on the pair,
+which is as stable as either.
+*/}}
+{{- define "chatstream.affinity.nginxHashBy" -}}
+{{- $cookie := include "chatstream.affinity.cookie" . }}
+{{- if .Values.conversationAffinity.ingressNginx.hashBy }}
+{{- .Values.conversationAffinity.ingressNginx.hashBy }}
+{{- else if not (regexMatch "^[A-Za-z0-9_]+$" $cookie) }}
+{{- fail (printf "config.session_cookie_name=%q cannot be named by an nginx $cookie_ variable (letters, digits and _ only): rename the cookie or set conversationAffinity.ingressNginx.hashBy" $cookie) }}
+{{- else }}
+{{- printf "$http_%s$cookie_%s" (include "chatstream.affinity.header" . | lower | replace "-" "_") $cookie }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when n is a prime (Envoy refuses a Maglev table of any other size). */}}
+{{- define "chatstream.isPrime" -}}
+{{- $n := int . }}
+{{- $prime := gt $n 1 }}
+{{- range $d := untilStep 2 2237 1 }}{{/* 2237² is past the schema's maximum */}}
+{{- if and $prime (le (mul $d $d) $n) (eq (mod $n $d) 0) }}{{ $prime = false }}{{ end }}
+{{- end }}
+{{- if $prime }}true{{ end }}
+{{- end }}
+
 {{/* Combinations the schema cannot express; rendered once from the Deployment. */}}
 {{- define "chatstream.validate" -}}
 {{- if and .Values.autoscaling.enabled .Values.keda.enabled }}
@@ -183,6 +222,16 @@ given, which must be larger than the sleep plus the drain timeout.
 {{- end }}
 {{- if and (eq .Values.modelCache.type "existingClaim") (not .Values.modelCache.existingClaim) }}
 {{- fail "modelCache.type is existingClaim but modelCache.existingClaim names no claim." }}
+{{- end }}
+{{- $affinity := .Values.conversationAffinity }}
+{{- if and $affinity.ingressNginx.enabled (not .Values.ingress.enabled) }}
+{{- fail "conversationAffinity.ingressNginx.enabled is true but ingress.enabled is false: the hash is an annotation on the chart's Ingress. Enable the Ingress, or annotate your own with nginx.ingress.kubernetes.io/upstream-hash-by." }}
+{{- end }}
+{{- if and $affinity.ingressNginx.enabled (hasKey (.Values.ingress.annotations | default dict) "nginx.ingress.kubernetes.io/upstream-hash-by") }}
+{{- fail "ingress.annotations sets nginx.ingress.kubernetes.io/upstream-hash-by and conversationAffinity.ingressNginx.enabled is true: give the hash key in one place (conversationAffinity.ingressNginx.hashBy)." }}
+{{- end }}
+{{- if and $affinity.istio.enabled (eq $affinity.istio.algorithm "maglev") (not (include "chatstream.isPrime" $affinity.istio.maglevTableSize)) }}
+{{- fail (printf "conversationAffinity.istio.maglevTableSize=%d is not a prime: Envoy refuses a Maglev table of that size (65537 is the default)." (int $affinity.istio.maglevTableSize)) }}
 {{- end }}
 {{- $_ := include "chatstream.history" . }}
 {{- $_ := include "chatstream.terminationGracePeriodSeconds" . }}

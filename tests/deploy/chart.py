@@ -36,6 +36,7 @@ SCENARIOS: dict[str, tuple[Path, ...]] = {
     "gpu": (CHART_DIR / "values-gpu.yaml",),
     "keda": (HERE / "values" / "keda.yaml",),
     "external-database": (HERE / "values" / "external-database.yaml",),
+    "conversation-affinity": (HERE / "values" / "conversation-affinity.yaml",),
 }
 
 

@@ -1,7 +1,8 @@
 """Shapes of the custom resources the chart renders, which kubernetes-validate has no schema for.
 
 Each schema covers the fields this chart writes, taken from the CRDs (prometheus-operator
-monitoring.coreos.com/v1 ServiceMonitor and PrometheusRule, KEDA keda.sh/v1alpha1 ScaledObject), with
+monitoring.coreos.com/v1 ServiceMonitor and PrometheusRule, KEDA keda.sh/v1alpha1 ScaledObject, Istio
+networking.istio.io DestinationRule), with
 ``additionalProperties: false`` so a misspelt or misplaced field fails like kubernetes-validate's
 strict mode does. A field the chart starts to use must be added here from the CRD.
 """
@@ -179,8 +180,78 @@ SCALED_OBJECT = resource(
     ),
 )
 
+
+def one_of_keys(*keys: str) -> list[dict[str, Any]]:
+    """At most one of ``keys`` (a protobuf ``oneof``)."""
+    return [{"not": {"required": [a, b]}} for i, a in enumerate(keys) for b in keys[i + 1 :]]
+
+
+# Istio's ConsistentHashLB (destination_rule.proto): one hash key, one hash algorithm.
+CONSISTENT_HASH = {
+    **strict(
+        {
+            "httpHeaderName": {"type": "string", "minLength": 1},
+            "httpCookie": strict(
+                {"name": {"type": "string", "minLength": 1}, "path": {"type": "string"}, "ttl": DURATION},
+                ["name"],
+            ),
+            "useSourceIp": {"type": "boolean"},
+            "httpQueryParameterName": {"type": "string", "minLength": 1},
+            "ringHash": strict({"minimumRingSize": {"type": "integer", "minimum": 1}}),
+            "maglev": strict({"tableSize": {"type": "integer", "minimum": 1, "maximum": 5000011}}),
+        }
+    ),
+    "allOf": [
+        {
+            "oneOf": [
+                {"required": [key]}
+                for key in ("httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName")
+            ]
+        },
+        *one_of_keys("ringHash", "maglev"),
+    ],
+}
+
+
+def destination_rule(api_version: str) -> dict[str, Any]:
+    return resource(
+        api_version,
+        "DestinationRule",
+        strict(
+            {
+                "host": {"type": "string", "minLength": 1},
+                "exportTo": {"type": "array", "items": {"type": "string"}},
+                "trafficPolicy": strict(
+                    {
+                        "loadBalancer": {
+                            **strict(
+                                {
+                                    "simple": {
+                                        "enum": [
+                                            "UNSPECIFIED",
+                                            "RANDOM",
+                                            "PASSTHROUGH",
+                                            "ROUND_ROBIN",
+                                            "LEAST_REQUEST",
+                                        ]
+                                    },
+                                    "consistentHash": CONSISTENT_HASH,
+                                }
+                            ),
+                            "allOf": one_of_keys("simple", "consistentHash"),
+                        }
+                    }
+                ),
+            },
+            ["host"],
+        ),
+    )
+
+
 CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR,
     ("monitoring.coreos.com/v1", "PrometheusRule"): PROMETHEUS_RULE,
     ("keda.sh/v1alpha1", "ScaledObject"): SCALED_OBJECT,
+    ("networking.istio.io/v1", "DestinationRule"): destination_rule("networking.istio.io/v1"),
+    ("networking.istio.io/v1beta1", "DestinationRule"): destination_rule("networking.istio.io/v1beta1"),
 }

@@ -40,6 +40,13 @@ SCHEMA_CASES = [
     ({"externalDatabase": {"url": "postgres.db.svc:5432"}}, "at '/externalDatabase/url'"),
     ({"ingress": {"hosts": [{"host": "a.example.com", "paths": [{"path": "/"}]}]}}, "pathType"),
     ({"postgresql": {"auth": {"database": "chat-stream"}}}, "at '/postgresql/auth/database'"),
+    ({"conversationAffinity": {"istio": {"hashOn": "ip"}}}, "at '/conversationAffinity/istio/hashOn'"),
+    (
+        {"conversationAffinity": {"istio": {"algorithm": "random"}}},
+        "at '/conversationAffinity/istio/algorithm'",
+    ),
+    ({"conversationAffinity": {"ingressNginx": {"hashBy": "conversation"}}}, "/ingressNginx/hashBy"),
+    ({"conversationAffinity": {"sticky": True}}, "additional properties 'sticky' not allowed"),
 ]
 
 
@@ -81,6 +88,36 @@ TEMPLATE_CASES = [
     ({"secrets": {"existingSecret": "s", "apiKeys": ["k"]}}, "put them in the existing Secret"),
     ({"modelCache": {"type": "existingClaim"}}, "modelCache.existingClaim names no claim"),
     ({"lifecycle": {"terminationGracePeriodSeconds": 5}}, "must be larger than"),
+    (
+        {"conversationAffinity": {"ingressNginx": {"enabled": True}}},
+        "conversationAffinity.ingressNginx.enabled is true but ingress.enabled is false",
+    ),
+    (
+        {
+            "ingress": {
+                "enabled": True,
+                "annotations": {"nginx.ingress.kubernetes.io/upstream-hash-by": "$host"},
+            },
+            "conversationAffinity": {"ingressNginx": {"enabled": True}},
+        },
+        "give the hash key in one place",
+    ),
+    (
+        {
+            "ingress": {"enabled": True},
+            "conversationAffinity": {"ingressNginx": {"enabled": True}},
+            "config": {"session_cookie_name": "chat-session"},
+        },
+        "cannot be named by an nginx $cookie_ variable",
+    ),
+    (
+        {
+            "conversationAffinity": {
+                "istio": {"enabled": True, "algorithm": "maglev", "maglevTableSize": 65536}
+            }
+        },
+        "maglevTableSize=65536 is not a prime",
+    ),
 ]
 
 
