@@ -100,7 +100,8 @@ class SessionMiddleware:
         self.path = path
         self.serializer = URLSafeTimedSerializer(secret_key, salt="chatstream-session")
 
-    def _session_id_from(self, scope: Scope) -> str | None:
+    def _session_id_from(self, scope: Scope) -> tuple[str, str] | tuple[None, None]:
+        """The session id and the cookie's signed value as sent, when the request carries a valid one."""
         for name, value in scope.get("headers", []):
             if name != b"cookie":
                 continue
@@ -113,14 +114,14 @@ class SessionMiddleware:
             if morsel is None:
                 continue
             try:
-                return self.serializer.loads(morsel.value, max_age=self.max_age)
+                return self.serializer.loads(morsel.value, max_age=self.max_age), morsel.value
             except BadSignature:
-                return None
-        return None
+                return None, None
+        return None, None
 
-    def _cookie_header(self, session_id: str) -> str:
+    def _cookie_header(self, session_id: str, signed: str | None = None) -> str:
         cookie = SimpleCookie()
-        cookie[self.cookie_name] = self.serializer.dumps(session_id)
+        cookie[self.cookie_name] = signed or self.serializer.dumps(session_id)
         morsel = cookie[self.cookie_name]
         morsel["path"] = self.path
         morsel["max-age"] = self.max_age
@@ -135,12 +136,14 @@ class SessionMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        session_id = self._session_id_from(scope)
+        session_id, signed = self._session_id_from(scope)
         data = self.store.load(session_id) if session_id else None
         is_new = data is None
         if is_new:
             # A validly signed id this process has no data for (a restart, another replica) keeps its
-            # name: the SQL history finds the session's conversations by it.
+            # name: the SQL history finds the session's conversations by it. Its cookie is sent back
+            # as it came, never signed anew: a load balancer hashing on the cookie (conversation
+            # affinity) must see the same value whichever replica answered.
             session_id = session_id or secrets.token_urlsafe(24)
             data = {}
         session = Session(self.store, session_id, data, is_new)
@@ -150,7 +153,8 @@ class SessionMiddleware:
             if message["type"] == "http.response.start" and session.is_new and session.get_session():
                 # Only sessions that hold something get a cookie (health probes, metrics scrapes do not).
                 session.save_session()
-                MutableHeaders(scope=message).append("set-cookie", self._cookie_header(session.session_id))
+                header = self._cookie_header(session.session_id, signed)
+                MutableHeaders(scope=message).append("set-cookie", header)
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)

@@ -1,0 +1,1 @@
+"""Conversation affinity end to end: real nginx in front of chatstream replicas sharing PostgreSQL."""
