@@ -134,7 +134,6 @@ class Conversation:
         """Send one turn and read its stream to the end (or to the break, if its replica dies)."""
         turn = Turn(text)
         self.turns.append(turn)
-        self.first_byte.clear()
         deadline = time.monotonic() + busy_deadline
         while True:
             body = ""
@@ -200,10 +199,24 @@ def placed_conversations(
     return [conversation for group in placed.values() for conversation in group]
 
 
-def run_round(conversations: list[Conversation], message: Callable[[int, int], str], turn: int) -> None:
-    """Turn ``turn`` of every conversation at once (each conversation's own turns stay in order)."""
+@contextlib.contextmanager
+def round_running(
+    conversations: list[Conversation], message: Callable[[int, int], str], turn: int
+) -> Iterator[None]:
+    """Turn ``turn`` of every conversation at once (each conversation's own turns stay in order),
+    running while the block runs; its end waits for every stream to finish."""
+    for conversation in conversations:
+        conversation.first_byte.clear()
     with ThreadPoolExecutor(len(conversations)) as pool:
-        list(pool.map(lambda pair: pair[1].say(message(pair[0], turn)), enumerate(conversations)))
+        futures = [pool.submit(c.say, message(i, turn)) for i, c in enumerate(conversations)]
+        yield
+        for future in futures:
+            future.result()
+
+
+def run_round(conversations: list[Conversation], message: Callable[[int, int], str], turn: int) -> None:
+    with round_running(conversations, message, turn):
+        pass
 
 
 def metric_totals(url: str, names: tuple[str, ...]) -> dict[str, float | None]:
