@@ -176,25 +176,29 @@ def open_conversation(proxy_url: str, system: str) -> Conversation:
 
 
 def placed_conversations(
-    cluster: Cluster, per_replica: int, system: Callable[[int], str], attempts: int = 80
+    cluster: Cluster, per_replica: int, system: Callable[[int], str], batch: int = 12, batches: int = 6
 ) -> list[Conversation]:
     """``per_replica`` conversations on each replica, so that every replica carries load.
 
-    Where nginx will send a conversation is read from a cheap GET of it, hashed on the same header and
-    cookie as its turns; conversations beyond the count for their replica are dropped.
+    Conversations are created a batch at a time; a moment later (as a user would type, and past the
+    one-second resolution of the cookie's signature timestamp, so a replica that signed the cookie anew
+    would change it) a cheap GET of each, hashed on the same header and cookie as its turns, shows
+    where nginx sends it. Conversations beyond the count for their replica are dropped.
     """
     placed: dict[str, list[Conversation]] = {cluster.address(r): [] for r in cluster.replicas}
-    for index in range(attempts):
+    for first in range(0, batch * batches, batch):
+        candidates = [open_conversation(cluster.proxy.url, system(i)) for i in range(first, first + batch)]
+        time.sleep(1.1)
+        for conversation in candidates:
+            probe = conversation.client.get(f"/v1/conversations/{conversation.id}")
+            assert probe.status_code == 200, probe.text
+            group = placed[upstreams_of(probe)[-1]]
+            if len(group) < per_replica:
+                group.append(conversation)
+            else:
+                conversation.client.close()
         if all(len(group) >= per_replica for group in placed.values()):
             break
-        conversation = open_conversation(cluster.proxy.url, system(index))
-        probe = conversation.client.get(f"/v1/conversations/{conversation.id}")
-        assert probe.status_code == 200, probe.text
-        group = placed[upstreams_of(probe)[-1]]
-        if len(group) < per_replica:
-            group.append(conversation)
-        else:
-            conversation.client.close()
     assert all(len(group) == per_replica for group in placed.values()), {k: len(v) for k, v in placed.items()}
     return [conversation for group in placed.values() for conversation in group]
 
