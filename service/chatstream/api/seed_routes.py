@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,52 @@ def _conversation_id(request: Request, body: dict[str, Any] | None = None) -> st
 
 def _web_file(name: str) -> str:
     return resources.files("chatstream.web").joinpath(name).read_text(encoding="utf-8")
+
+
+# TEMP (web helper): the lead's routes replace this block.
+WEB_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+UI_INIT_ELEMENT = '<script type="application/json" id="chatstream-ui-init"></script>'
+WEB_MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css"}
+
+
+def _ui_init_json() -> str:
+    raw = os.environ.get("CHATSTREAM_WEB_UI_PARAMS", "")
+    if not raw.strip():
+        return ""
+    return json.dumps(json.loads(raw)).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def add_web_ui_routes(router: APIRouter) -> None:
+    """The page with its CSP and options, and every .js/.css file of the web package."""
+
+    @router.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        html = _web_file("index.html")
+        filled = UI_INIT_ELEMENT.replace("></script>", f">{_ui_init_json()}</script>")
+        headers = {"Content-Security-Policy": WEB_CSP}
+        return HTMLResponse(html.replace(UI_INIT_ELEMENT, filled), headers=headers)
+
+    root = resources.files("chatstream.web")
+    pending = [(root, "")]
+    while pending:
+        folder, prefix = pending.pop()
+        for entry in folder.iterdir():
+            if entry.is_dir():
+                pending.append((entry, f"{prefix}{entry.name}/"))
+                continue
+            media_type = WEB_MEDIA_TYPES.get(os.path.splitext(entry.name)[1])
+            if media_type is not None:
+                _add_file_route(router, prefix + entry.name, media_type)
+
+
+def _add_file_route(router: APIRouter, name: str, media_type: str) -> None:
+    async def web_file() -> Response:
+        return Response(_web_file(name), media_type=media_type, headers={"Content-Security-Policy": WEB_CSP})
+
+    router.add_api_route("/" + name, web_file, methods=["GET"], include_in_schema=False)
 
 
 def seed_router(chat_stream: ChatStream, names: set[str]) -> APIRouter:
@@ -142,18 +189,7 @@ def seed_router(chat_stream: ChatStream, names: set[str]) -> APIRouter:
             return JSONResponse(resource_usage())
 
     if "web_ui" in names:
-
-        @router.get("/", include_in_schema=False)
-        async def index() -> HTMLResponse:
-            return HTMLResponse(_web_file("index.html"))
-
-        @router.get("/chatstream.js", include_in_schema=False)
-        async def script() -> Response:
-            return Response(_web_file("chatstream.js"), media_type="text/javascript")
-
-        @router.get("/chatstream.css", include_in_schema=False)
-        async def style() -> Response:
-            return Response(_web_file("chatstream.css"), media_type="text/css")
+        add_web_ui_routes(router)
 
     return router
 
