@@ -99,7 +99,7 @@ async function runTurn(body, userBubble) {
     }
     reply.finish({messageId: result.messageId, status: result.failed ? "failed" : null});
     debug({conversation_id: conversationId, message_id: result.messageId, finish_reason: result.finishReason,
-      usage: result.usage, events: result.events, seconds: (performance.now() - started) / 1000});
+      usage: result.usage, events: result.events, seconds: Math.round(performance.now() - started) / 1000});
     if (result.failed) setStatus("error", "Generation failed: " + result.failed);
     else setStatus("idle", "");
     if (state.store) refreshSummary(conversationId);
@@ -250,13 +250,27 @@ async function removeConversation(id, title) {
   if (!conversations.focus(neighbour)) ui.newChat.focus();
 }
 
+/** Ask before deleting; resolves true for Delete, false for Cancel or Escape. */
 function confirmDelete(title) {
   $("confirm-text").textContent = "Delete “" + title + "” and all its messages? This cannot be undone.";
+  const dialog = ui.confirm, yes = $("confirm-delete"), no = $("confirm-cancel");
   return new Promise((resolve) => {
-    ui.confirm.addEventListener("close", () => resolve(ui.confirm.returnValue === "delete"), {once: true});
-    ui.confirm.returnValue = "";
-    ui.confirm.showModal();
-    $("confirm-cancel").focus();
+    // Answers come from the buttons' clicks and the dialog's cancel (Escape), not from its close
+    // event, which fires later: a close left over from the last question must not answer this one.
+    const answer = (value) => (event) => {
+      event.preventDefault();
+      yes.removeEventListener("click", onYes);
+      no.removeEventListener("click", onNo);
+      dialog.removeEventListener("cancel", onNo);
+      dialog.close();
+      resolve(value);
+    };
+    const onYes = answer(true), onNo = answer(false);
+    yes.addEventListener("click", onYes);
+    no.addEventListener("click", onNo);
+    dialog.addEventListener("cancel", onNo);
+    dialog.showModal();
+    no.focus();
   });
 }
 
@@ -336,6 +350,10 @@ function wire() {
   ui.newChat.addEventListener("click", newChat);
   ui.more.addEventListener("click", () => loadPage().catch((e) => setStatus("error", "Could not load: " + e.message)));
   ui.toggle.addEventListener("click", () => toggleSidebar(!document.body.classList.contains("sidebar-open")));
+  // a tap beside the open list (phone width) closes it
+  $("chat").addEventListener("click", (event) => {
+    if (closeSidebarOnPhone()) event.preventDefault();
+  }, true);
 }
 
 async function clearConversation() {

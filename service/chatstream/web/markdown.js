@@ -36,8 +36,32 @@ export function renderMarkdown(target, text) {
     return;
   }
   const html = libs.marked.parse(text, {gfm: true, breaks: true, async: false});
-  target.replaceChildren(libs.DOMPurify.sanitize(html, PURIFY_CONFIG));
+  const fragment = libs.DOMPurify.sanitize(html, PURIFY_CONFIG);
+  linkOutsideImages(fragment);
+  target.replaceChildren(fragment);
   addCopyButtons(target);
+}
+
+/** An image from another site becomes a link to it: the page itself loads nothing from outside. */
+function linkOutsideImages(root) {
+  for (const img of root.querySelectorAll("img")) {
+    const src = img.getAttribute("src") || "";
+    let url = null;
+    try {
+      url = new URL(src, document.baseURI);
+    } catch {
+      // not a URL at all: the image is dropped below
+    }
+    if (url && (url.protocol === "data:" || url.origin === location.origin)) continue;
+    const link = document.createElement("a");
+    link.textContent = "[image: " + (img.getAttribute("alt") || "link") + "]";
+    if (url && (url.protocol === "https:" || url.protocol === "http:")) {
+      link.href = url.href;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+    }
+    img.replaceWith(link);
+  }
 }
 
 function addCopyButtons(root) {
