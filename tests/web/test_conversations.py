@@ -190,3 +190,44 @@ def test_switching_while_streaming_stops_that_stream(page, slow_sql_server):
     assert "Interrupted" in reply.locator(".status-note").inner_text()
     assert 0 < len(reply.locator(".text").inner_text()) < len("bold first " + LONG)
     screenshot(page, "web-interrupted")
+
+
+def test_rename_editor_sends_patch_and_reverts_on_failure(page, sql_server):
+    """The page's side of rename, whatever the server build: the PATCH it sends, and a refusal."""
+    sent = []
+    answer = {"status": 200}
+
+    def on_patch(route):
+        if route.request.method != "PATCH":
+            route.continue_()
+            return
+        body = route.request.post_data_json
+        sent.append(body)
+        conversation_id = route.request.url.rsplit("/", 1)[1]
+        summary = {"id": conversation_id, "title": body["title"], "updated_at": "2026-01-01T00:00:00+00:00"}
+        route.fulfill(status=answer["status"], json=summary if answer["status"] == 200 else {"error": "x"})
+
+    page.route("**/v1/conversations/*", on_patch)
+    open_page(page, sql_server.url)
+    send_message(page, APPLES)
+    wait_reply_done(page, 1)
+    page.wait_for_function(
+        "t => document.querySelector('#conversation-list li .open')?.textContent === t", arg=APPLES
+    )
+    item = page.locator("#conversation-list li.current")
+    item.locator(".rename").click()
+    item.locator(".rename-input").fill("  Fruit notes  ")
+    item.locator(".rename-input").press("Enter")
+    page.wait_for_function(
+        "t => document.querySelector('#conversation-list li .open').textContent === t", arg="Fruit notes"
+    )
+    assert sent == [{"title": "Fruit notes"}]
+
+    answer["status"] = 500
+    item.locator(".rename").click()
+    item.locator(".rename-input").fill("Refused")
+    item.locator(".rename-input").press("Enter")
+    page.wait_for_selector("#status[data-state='error']")
+    assert "rename" in page.locator("#status-text").inner_text().lower()
+    assert titles(page) == ["Fruit notes"]
+    assert sent[-1] == {"title": "Refused"}

@@ -1,8 +1,8 @@
 // The chat page. With a conversation store on the server (/v1/conversations answers) it lists
 // the caller's conversations beside the transcript; without one (in-memory session history) it
 // shows the session's conversation, restored from /get_prompt. No build step: ES modules.
-import {ConversationList, conversationsApi} from "./conversations.js";
-import {readOptions} from "./options.js";
+import {ConversationList, confirmDelete, conversationsApi} from "./conversations.js";
+import {applyOptions, readOptions} from "./options.js";
 import {streamTurn} from "./stream.js";
 import {Transcript} from "./transcript.js";
 
@@ -250,30 +250,6 @@ async function removeConversation(id, title) {
   if (!conversations.focus(neighbour)) ui.newChat.focus();
 }
 
-/** Ask before deleting; resolves true for Delete, false for Cancel or Escape. */
-function confirmDelete(title) {
-  $("confirm-text").textContent = "Delete “" + title + "” and all its messages? This cannot be undone.";
-  const dialog = ui.confirm, yes = $("confirm-delete"), no = $("confirm-cancel");
-  return new Promise((resolve) => {
-    // Answers come from the buttons' clicks and the dialog's cancel (Escape), not from its close
-    // event, which fires later: a close left over from the last question must not answer this one.
-    const answer = (value) => (event) => {
-      event.preventDefault();
-      yes.removeEventListener("click", onYes);
-      no.removeEventListener("click", onNo);
-      dialog.removeEventListener("cancel", onNo);
-      dialog.close();
-      resolve(value);
-    };
-    const onYes = answer(true), onNo = answer(false);
-    yes.addEventListener("click", onYes);
-    no.addEventListener("click", onNo);
-    dialog.addEventListener("cancel", onNo);
-    dialog.showModal();
-    no.focus();
-  });
-}
-
 async function loadPage() {
   const page = await conversationsApi.list(options.pageSize, state.nextBefore);
   if (!page) return null;
@@ -297,25 +273,6 @@ function toggleSidebar(open) {
 }
 
 // --- wiring -----------------------------------------------------------------------------------
-function applyOptions() {
-  const labels = options.labels;
-  document.body.dataset.style = options.styleName;
-  ui.send.textContent = labels.button_label_send;
-  ui.stop.textContent = labels.button_label_stop_generating;
-  ui.regenerate.textContent = labels.button_label_regenerate;
-  ui.clear.textContent = labels.button_label_clear;
-  ui.newChat.textContent = labels.button_label_new_chat;
-  ui.more.textContent = labels.button_label_load_more;
-  ui.input.placeholder = labels.label_input_placeholder;
-  ui.debug.hidden = !(options.developMode || options.debug_window_enabled);
-  if (options.show_human_icon_on_input) {
-    const icon = $("input-icon");
-    icon.hidden = false;
-    icon.textContent = "You";
-  }
-  transcript.refreshWelcome();
-}
-
 function wire() {
   ui.form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -387,7 +344,8 @@ async function restoreSession() {
 }
 
 async function boot() {
-  applyOptions();
+  applyOptions(options, ui);
+  transcript.refreshWelcome();
   wire();
   refreshButtons();
   ui.input.focus();

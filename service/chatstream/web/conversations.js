@@ -183,6 +183,31 @@ export class ConversationList {
   }
 }
 
+/** Ask before deleting; resolves true for Delete, false for Cancel or Escape. */
+export function confirmDelete(title) {
+  const $ = (id) => document.getElementById(id);
+  $("confirm-text").textContent = "Delete “" + title + "” and all its messages? This cannot be undone.";
+  const dialog = $("confirm"), yes = $("confirm-delete"), no = $("confirm-cancel");
+  return new Promise((resolve) => {
+    // Answers come from the buttons' clicks and the dialog's cancel (Escape), not from its close
+    // event, which fires later: a close left over from the last question must not answer this one.
+    const answer = (value) => (event) => {
+      event.preventDefault();
+      yes.removeEventListener("click", onYes);
+      no.removeEventListener("click", onNo);
+      dialog.removeEventListener("cancel", onNo);
+      dialog.close();
+      resolve(value);
+    };
+    const onYes = answer(true), onNo = answer(false);
+    yes.addEventListener("click", onYes);
+    no.addEventListener("click", onNo);
+    dialog.addEventListener("cancel", onNo);
+    dialog.showModal();
+    no.focus();
+  });
+}
+
 function iconButton(kind, symbol) {
   const button = document.createElement("button");
   button.type = "button";

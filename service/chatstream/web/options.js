@@ -66,3 +66,28 @@ export function readOptions(doc = document) {
   }
   return options;
 }
+
+/** Put the options' labels, style and panels on the page (``ui`` holds its elements by name). */
+export function applyOptions(options, ui) {
+  const labels = options.labels;
+  document.body.dataset.style = options.styleName;
+  ui.send.textContent = labels.button_label_send;
+  ui.stop.textContent = labels.button_label_stop_generating;
+  ui.regenerate.textContent = labels.button_label_regenerate;
+  ui.clear.textContent = labels.button_label_clear;
+  ui.newChat.textContent = labels.button_label_new_chat;
+  ui.more.textContent = labels.button_label_load_more;
+  ui.input.placeholder = labels.label_input_placeholder;
+  ui.debug.hidden = !(options.developMode || options.debug_window_enabled);
+  if (options.show_human_icon_on_input) {
+    const icon = document.getElementById("input-icon");
+    icon.hidden = false;
+    icon.textContent = "You";
+    if (options.humanIconUrl) {
+      const img = document.createElement("img");
+      img.alt = "";
+      img.src = options.humanIconUrl;
+      img.addEventListener("load", () => icon.replaceChildren(img));
+    }
+  }
+}

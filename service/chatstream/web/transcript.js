@@ -67,6 +67,7 @@ export class Transcript {
       const given = message.feedback ? (message.feedback.is_like ? "like" : "dislike") : null;
       this.addFeedback(div, message.id, given);
     }
+    this.scrollToEnd();
     return div;
   }
 
