@@ -20,6 +20,7 @@ from .api.errors import install_error_handlers
 from .api.health import health_router
 from .api.http import SERVICE_STATE
 from .api.seed_routes import seed_router, select_names
+from .api.web_page import UI_INIT_STATE
 from .bootstrap import service_from_settings
 from .core.service import ChatService
 from .logs import configure_logging
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, service: ChatService | None = N
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
+    setattr(app.state, UI_INIT_STATE, settings.web_ui_params)
     setattr(app.state, SERVICE_STATE, service)
     install_error_handlers(app, all_errors=True)
     _include_routers(app, service, settings)

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     log_json: bool = False
     log_prompts: bool = False
     web_ui: bool = True
+    web_ui_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The chat page's options as JSON: the seed's ui_init_params (welcomeMessage, "
+        "clearContextOnReload, regenerate_enabled, style_opts with button labels and placeholder, …).",
+    )
 
     # --- security ----------------------------------------------------------------------------
     session_secret: str = DEFAULT_SESSION_SECRET
@@ -129,6 +134,13 @@ class Settings(BaseSettings):
     # --- metrics -----------------------------------------------------------------------------
     metrics_enabled: bool = True
     served_model_name: str | None = None
+
+    @field_validator("web_ui_params", mode="before")
+    @classmethod
+    def _parse_web_ui_params(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
 
     @field_validator("mock_params", mode="before")
     @classmethod

@@ -1,18 +1,18 @@
-"""Headless Debian Chromium driven by Playwright (no browser download)."""
+"""Headless Debian Chromium driven by Playwright (no browser download), and the servers it talks to."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
+from tests.fixtures.server import ServerHandle, run_server
+
+from .helpers import CHROMIUM, sql_server_args
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator:
     if shutil.which(CHROMIUM) is None:
         pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
@@ -30,18 +30,41 @@ def browser() -> Iterator:
 
 
 @pytest.fixture
-def page(browser) -> Iterator:
-    context = browser.new_context(viewport={"width": 900, "height": 700})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
+def new_page(browser) -> Iterator[Callable]:
+    """Open pages in fresh browser contexts (each its own cookies, so its own session and list)."""
+    contexts = []
+
+    def make(**context_options):
+        options = {"viewport": {"width": 900, "height": 700}, **context_options}
+        context = browser.new_context(**options)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        return page
+
     try:
-        yield page
+        yield make
     finally:
-        context.close()
+        for context in contexts:
+            context.close()
 
 
-def screenshot(page, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
+@pytest.fixture
+def page(new_page):
+    return new_page()
+
+
+@pytest.fixture(scope="session")
+def sql_server(tmp_path_factory) -> Iterator[ServerHandle]:
+    """Echo mock over the SQL history (SQLite), quick tokens: shared by the tests (one list per context)."""
+    database = tmp_path_factory.mktemp("web-sql") / "chat.db"
+    with run_server(*sql_server_args(f"sqlite+aiosqlite:///{database}", 0.01)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def slow_sql_server(tmp_path_factory) -> Iterator[ServerHandle]:
+    """Echo mock over the SQL history with slow tokens: long enough to act while a reply streams."""
+    database = tmp_path_factory.mktemp("web-sql-slow") / "chat.db"
+    with run_server(*sql_server_args(f"sqlite+aiosqlite:///{database}", 0.08)) as server:
+        yield server

@@ -9,43 +9,20 @@ import httpx
 
 from tests.fixtures.server import run_server
 
-from .conftest import screenshot
+from .helpers import open_page, screenshot, send_message, texts, wait_reply_done
 
 FIRST = "hello there my good friend how are you today"
 SECOND = "tell me something about streaming chat servers"
-
-
-def _open(page, url: str) -> None:
-    page.goto(url + "/")
-    page.wait_for_selector("body[data-ready='true']")
-
-
-def _send(page, text: str) -> None:
-    page.fill("#input", text)
-    page.press("#input", "Enter")
-
-
-def _wait_reply_done(page, count: int) -> str:
-    page.wait_for_function(
-        "n => document.querySelectorAll('#log .msg.assistant').length === n"
-        " && !document.querySelector('#log .msg.assistant.streaming')",
-        arg=count,
-    )
-    return page.locator("#log .msg.assistant .text").nth(count - 1).inner_text()
-
-
-def _texts(page, role: str) -> list[str]:
-    return page.locator(f"#log .msg.{role} .text").all_inner_texts()
 
 
 def test_chat_stream_feedback_regenerate_reload_clear(page):
     with run_server(
         "--mock", "--history", "memory", "--mock-params", '{"type": "echo", "time_per_token_sec": 0.06}'
     ) as server:
-        _open(page, server.url)
+        open_page(page, server.url)
         assert page.locator("#regenerate").is_disabled()
 
-        _send(page, FIRST)
+        send_message(page, FIRST)
         # The reply streams in: part of it is visible while the bubble is still streaming.
         page.wait_for_function(
             "full => { const el = document.querySelector('#log .msg.assistant.streaming .text');"
@@ -54,12 +31,12 @@ def test_chat_stream_feedback_regenerate_reload_clear(page):
         )
         assert page.locator("#status").get_attribute("data-state") == "streaming"
         assert page.locator("#stop").is_visible()
-        assert _wait_reply_done(page, 1) == FIRST
+        assert wait_reply_done(page, 1) == FIRST
         assert page.locator("#status").get_attribute("data-state") == "idle"
 
-        _send(page, SECOND)
-        assert _wait_reply_done(page, 2) == SECOND
-        assert _texts(page, "user") == [FIRST, SECOND]
+        send_message(page, SECOND)
+        assert wait_reply_done(page, 2) == SECOND
+        assert texts(page, "user") == [FIRST, SECOND]
 
         # like, then change to dislike
         last = page.locator("#log .msg.assistant").nth(1)
@@ -72,19 +49,19 @@ def test_chat_stream_feedback_regenerate_reload_clear(page):
 
         # regenerate replaces the last reply (the echo mock repeats the last user message)
         page.click("#regenerate")
-        assert _wait_reply_done(page, 2) == SECOND
-        assert _texts(page, "assistant") == [FIRST, SECOND]
+        assert wait_reply_done(page, 2) == SECOND
+        assert texts(page, "assistant") == [FIRST, SECOND]
         screenshot(page, "web-chat-conversation")
 
         # a reload restores the conversation kept on the server
-        _open(page, server.url)
-        assert _texts(page, "user") == [FIRST, SECOND]
-        assert _texts(page, "assistant") == [FIRST, SECOND]
+        open_page(page, server.url)
+        assert texts(page, "user") == [FIRST, SECOND]
+        assert texts(page, "assistant") == [FIRST, SECOND]
         assert page.locator("#regenerate").is_enabled()
 
         page.click("#clear")
         page.wait_for_function("() => document.querySelectorAll('#log .msg').length === 0")
-        _open(page, server.url)
+        open_page(page, server.url)
         assert page.locator("#log .msg").count() == 0
 
 
@@ -114,13 +91,13 @@ def test_busy_state_then_retry_and_stop(page):
         "--mock-params",
         '{"type": "long", "time_per_token_sec": 0.03}',
     ) as server:
-        _open(page, server.url)
+        open_page(page, server.url)
         started, release = threading.Event(), threading.Event()
         holder = threading.Thread(target=_hold_slot, args=(server, started, release))
         holder.start()
         try:
             assert started.wait(10)
-            _send(page, "are you there?")
+            send_message(page, "are you there?")
             page.wait_for_selector("#status[data-state='busy']")
             assert page.locator("#retry").is_visible()
             assert "busy" in page.locator("#status-text").inner_text().lower()
@@ -163,14 +140,14 @@ def test_conversation_survives_server_restart_with_sql_history(page, tmp_path):
         "web-test-secret-0123456789abcdef",
     )
     with run_server(*args, "--mock-params", '{"type": "echo", "time_per_token_sec": 0.01}') as server:
-        _open(page, server.url)
-        _send(page, FIRST)
-        assert _wait_reply_done(page, 1) == FIRST
+        open_page(page, server.url)
+        send_message(page, FIRST)
+        assert wait_reply_done(page, 1) == FIRST
     with run_server(*args, "--mock-params", '{"type": "echo", "time_per_token_sec": 0.01}') as server:
         # cookies are per host, not per port: the restarted server sees the same session cookie
-        _open(page, server.url)
-        assert _texts(page, "user") == [FIRST]
-        assert _texts(page, "assistant") == [FIRST]
+        open_page(page, server.url)
+        assert texts(page, "user") == [FIRST]
+        assert texts(page, "assistant") == [FIRST]
         # a restored reply takes feedback, stored against the message it names
         restored = page.locator("#log .msg.assistant").first
         restored.locator("button.like").click()

@@ -17,7 +17,7 @@ from ..resources import resource_usage
 from .http import conversation_id, get_service, parse_model, read_json_object
 from .schemas import FeedbackBody, GenerationParams, load_body
 from .seed_chat import chat_stream_response
-from .web_page import asset_response, page_response
+from .web_page import UI_INIT_STATE, asset_response, page_response
 
 SEED_API_NAMES = (
     "chat_stream",
@@ -92,15 +92,15 @@ async def get_resource_usage() -> JSONResponse:
 
 
 async def index(request: Request) -> Response:
-    return page_response(getattr(request.app.state, "chatstream_ui_init_params", None))
+    return page_response(getattr(request.app.state, UI_INIT_STATE, None))
 
 
-async def script() -> Response:
-    return asset_response("chatstream.js")
+async def script(name: str) -> Response:
+    return asset_response(f"{name}.js")
 
 
-async def style() -> Response:
-    return asset_response("chatstream.css")
+async def style(name: str) -> Response:
+    return asset_response(f"{name}.css")
 
 
 async def vendor_asset(name: str) -> Response:
@@ -128,8 +128,8 @@ ROUTES: dict[str, list[tuple[str, str, Any, dict[str, Any]]]] = {
     "get_resource_usage": [("GET", "/get_resource_usage", get_resource_usage, OPS)],
     "web_ui": [
         ("GET", "/", index, HIDDEN),
-        ("GET", "/chatstream.js", script, HIDDEN),
-        ("GET", "/chatstream.css", style, HIDDEN),
+        ("GET", "/{name}.js", script, HIDDEN),
+        ("GET", "/{name}.css", style, HIDDEN),
         ("GET", "/vendor/{name}", vendor_asset, HIDDEN),
     ],
 }

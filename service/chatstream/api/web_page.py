@@ -26,6 +26,8 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
+#: where the app keeps the page options (the seed's ``ui_init_params``) that ``/`` renders
+UI_INIT_STATE = "chatstream_ui_init_params"
 MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png"}
 UI_INIT = re.compile(r'(<script type="application/json" id="chatstream-ui-init">)(.*?)(</script>)', re.S)
 ASSET_NAME = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?")
@@ -43,9 +45,12 @@ def web_file(name: str) -> bytes:
 
 
 def page_html(ui_init_params: dict[str, Any] | None = None) -> str:
-    """``index.html`` with the page options filled in (``<`` escaped: the JSON cannot end the element)."""
+    """``index.html`` with the page options filled in (``<``, ``>``, ``&`` escaped: the JSON can
+    neither end the element nor read as markup)."""
     html = web_file("index.html").decode("utf-8")
-    options = json.dumps(ui_init_params or {}, ensure_ascii=False).replace("<", "\\u003c")
+    options = json.dumps(ui_init_params or {}, ensure_ascii=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        options = options.replace(char, escaped)
     return UI_INIT.sub(lambda m: m.group(1) + options + m.group(3), html, count=1)
 
 
