@@ -12,8 +12,10 @@ from tests.fixtures.server import ServerHandle, run_server
 from .helpers import CHROMIUM, sql_server_args
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator:
+    """One browser for tests/web, closed when the package's last test is done: Playwright's sync API
+    keeps an event loop running in this thread, and tests after it call ``asyncio.run``."""
     if shutil.which(CHROMIUM) is None:
         pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
     from playwright.sync_api import sync_playwright
@@ -54,7 +56,7 @@ def page(new_page):
     return new_page()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sql_server(tmp_path_factory) -> Iterator[ServerHandle]:
     """Echo mock over the SQL history (SQLite), quick tokens: shared by the tests (one list per context)."""
     database = tmp_path_factory.mktemp("web-sql") / "chat.db"
@@ -62,7 +64,7 @@ def sql_server(tmp_path_factory) -> Iterator[ServerHandle]:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def slow_sql_server(tmp_path_factory) -> Iterator[ServerHandle]:
     """Echo mock over the SQL history with slow tokens: long enough to act while a reply streams."""
     database = tmp_path_factory.mktemp("web-sql-slow") / "chat.db"
