@@ -86,7 +86,9 @@ class _AlpacaJaPrompt(SectionPrompt):
     def get_stop_strs(self) -> list[str] | None:
         if not self.chat_mode:
             return None
-        return ["### 指示:"]
+        # the newline form first: at the same token it is the earlier match, so the reply keeps no
+        # trailing blank lines
+        return ["\n\n### 指示:", "### 指示:"]
 
     def render_content(self, content: ChatContent) -> str:
         if not content.message:
@@ -120,7 +122,7 @@ class ChatPromptMatsuoLabJpGptNeoxInstSft(_AlpacaJaPrompt):
         if not self.chat_mode:
             return None
         # "Q:" is the seed's: the model sometimes goes on with made-up question/answer pairs.
-        return ["### 指示:", "Q:"]
+        return ["\n\n### 指示:", "### 指示:", "Q:"]
 
 
 class ChatPromptCyberAgentOpenCalm(PlainTextPrompt):
