@@ -27,6 +27,12 @@ class ChatTemplatePrompt(AbstractChatPrompt):
         """A subclass of this class that renders with ``tokenizer``."""
         return type(cls.__name__, (cls,), {"tokenizer": tokenizer, "__module__": cls.__module__})
 
+    def set_tokenizer(self, tokenizer: Any) -> None:
+        """Render with ``tokenizer`` from now on (this object only; :meth:`bind` makes a class)."""
+        super().set_tokenizer(tokenizer)
+        if tokenizer is not None:
+            self.tokenizer = tokenizer
+
     def get_stop_strs(self) -> list[str] | None:
         if not self.chat_mode:
             return None
