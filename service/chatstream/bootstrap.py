@@ -157,6 +157,8 @@ def service_from_settings(settings: Settings, request_handler: RequestHandler | 
             device=settings.device,
             dtype=settings.dtype,
             trust_remote_code=settings.trust_remote_code,
+            num_gpus=settings.num_gpus,
+            max_gpu_memory=settings.max_gpu_memory,
         )
     return build_service(
         ServiceOptions.from_settings(settings),

@@ -69,6 +69,17 @@ class Settings(BaseSettings):
     )
     add_special_tokens: bool | None = None
     trust_remote_code: bool = False
+    num_gpus: int | None = Field(
+        None,
+        ge=1,
+        description="Spread the model over the first N GPUs (accelerate device_map); unset or 1 loads "
+        "the whole model on --device.",
+    )
+    max_gpu_memory: str | None = Field(
+        None,
+        description="Per-GPU memory cap when --num-gpus > 1, e.g. 20GiB; default 85% of each GPU's free "
+        "memory.",
+    )
 
     # --- engine ------------------------------------------------------------------------------
     kv_cache_tokens: int = Field(

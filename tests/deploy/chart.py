@@ -37,6 +37,7 @@ SCENARIOS: dict[str, tuple[Path, ...]] = {
     "keda": (HERE / "values" / "keda.yaml",),
     "external-database": (HERE / "values" / "external-database.yaml",),
     "conversation-affinity": (HERE / "values" / "conversation-affinity.yaml",),
+    "multi-gpu": (HERE / "values" / "multi-gpu.yaml",),
 }
 
 

@@ -275,3 +275,18 @@ def test_shipped_rules_are_in_the_prometheus_rule() -> None:
     expected = [group for path in files for group in yaml.safe_load(path.read_text())["groups"]]
     rules = rendered.of_kind("PrometheusRule")
     assert [g for r in rules for g in r["spec"]["groups"]] == expected
+
+
+def test_a_pod_over_several_gpus_spreads_one_model_over_them() -> None:
+    """gpu.count > 1: the pod requests that many GPUs and the service spreads the model over them."""
+    rendered = render(scenario_values("multi-gpu"))
+    container = server_container(rendered)
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 4
+    config = rendered.one("ConfigMap", "server")["data"]
+    assert (config["CHATSTREAM_NUM_GPUS"], config["CHATSTREAM_MAX_GPU_MEMORY"]) == ("4", "70GiB")
+    settings = Settings(
+        num_gpus=config["CHATSTREAM_NUM_GPUS"], max_gpu_memory=config["CHATSTREAM_MAX_GPU_MEMORY"]
+    )
+    assert (settings.num_gpus, settings.max_gpu_memory) == (4, "70GiB")
+    single = render(scenario_values("gpu")).one("ConfigMap", "server")["data"]
+    assert "CHATSTREAM_NUM_GPUS" not in single

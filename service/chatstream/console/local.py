@@ -29,9 +29,8 @@ async def console_turn(
         async for item in generate(service, prompt):
             yield item
     except QueueFullError:
-        prompt.chat_contents[-2:] = []
-        prompt.responder_messages.pop()
-        prompt.requester_messages.pop()
+        prompt.remove_last_responder_msg()
+        prompt.remove_last_requester_msg()
         raise
 
 

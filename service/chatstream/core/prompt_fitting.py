@@ -36,7 +36,7 @@ def fit_prompt(
             break
     if ids is not None:
         ids = ids[-budget:]
-    stops = list(working.get_stop_strs() or []) + list(extra_stop or [])
+    stops = list(working.get_final_stop_strs() or []) + list(extra_stop or [])
     params.stop = [s for s in dict.fromkeys(stops + params.stop) if s]
     return GenerationRequest(
         request_id=uuid.uuid4().hex,

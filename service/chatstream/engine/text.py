@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 
 def partial_suffix_len(text: str, patterns: Iterable[str]) -> int:
@@ -33,3 +34,22 @@ def find_stop(text: str, stops: Iterable[str], start: int = 0) -> int:
         if index != -1 and (found == -1 or index < found):
             found = index
     return found
+
+
+def special_token_ids(tokenizer: Any, stops: Iterable[str]) -> list[int]:
+    """Ids of the stop strings that are single special tokens (``</s>``, ``<|im_end|>``, ``### End``).
+
+    The detokenizer skips special tokens, so such a stop never shows up as text: the engine stops on
+    its id instead.
+    """
+    special = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    special |= {
+        t.content for t in (getattr(tokenizer, "added_tokens_decoder", {}) or {}).values() if t.special
+    }
+    ids = []
+    for stop in stops:
+        if stop in special:
+            token_id = tokenizer.convert_tokens_to_ids(stop)
+            if isinstance(token_id, int) and token_id >= 0:
+                ids.append(token_id)
+    return ids

@@ -32,6 +32,7 @@ from .base import Engine, EngineStats, GenerationRequest, TokenDelta
 from .batch import Batch, Prefill, Sequence, form_group
 from .delivery import Outbox, next_delta
 from .sampling import choose_token, choose_tokens
+from .text import special_token_ids
 
 logger = logging.getLogger("chatstream.engine")
 
@@ -104,8 +105,11 @@ class TransformersEngine(Engine):
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
 
     def encode_prompt(self, text: str, add_special_tokens: bool | None) -> list[int]:
-        if add_special_tokens is None:  # the tokenizer's own default, as the seed called it
-            return self.tokenizer(text).input_ids
+        if add_special_tokens is None:  # the tokenizer's own default, as the seed called it...
+            bos = getattr(self.tokenizer, "bos_token", None)
+            if not (bos and text.startswith(bos)):  # ...unless the template wrote the BOS itself
+                return self.tokenizer(text).input_ids
+            add_special_tokens = False
         return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
 
     def stats(self) -> EngineStats:
@@ -148,6 +152,8 @@ class TransformersEngine(Engine):
         if seq.request.params.max_new_tokens < 1:
             raise ValueError("max_new_tokens must be at least 1")
         seq.take_prompt(self._encode(seq.request))
+        params = seq.request.params
+        params.stop_token_ids = list(params.stop_token_ids) + special_token_ids(self.tokenizer, params.stop)
         if self.kv_cache_tokens and seq.reserved > self.kv_cache_tokens:
             raise ValueError(
                 f"the request needs {seq.reserved} KV cache tokens (prompt + max_new_tokens); "
@@ -190,7 +196,8 @@ class TransformersEngine(Engine):
         }
         if self._logits_kwarg:
             kwargs[self._logits_kwarg] = 1
-        return self.model(**kwargs).logits[:, -1]
+        # a model spread over several GPUs returns its logits on the last one
+        return self.model(**kwargs).logits[:, -1].to(self.device)
 
     @torch.inference_mode()
     def _prefill_chunk(self, prefill: Prefill, budget: int) -> torch.Tensor | None:

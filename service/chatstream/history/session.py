@@ -73,7 +73,7 @@ class SimpleSessionRequestHandler(RequestHandler):
             if not prompt.responder_messages or prompt.get_requester_last_msg() is None:
                 raise bad_request("nothing to regenerate yet", param="regenerate")
             prompt.remove_last_responder_message()
-            if prompt.chat_contents and prompt.chat_contents[-1].role != prompt.responder:
+            if prompt.chat_contents and not prompt.chat_contents[-1].is_responder():
                 prompt.add_responder_msg(None)
         else:
             prompt.add_requester_msg(turn.user_input)
