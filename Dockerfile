@@ -33,6 +33,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 FROM base AS build
 ARG VARIANT
 ARG TORCH_VERSION=2.13.0
+ARG ACCELERATE_VERSION=1.15.0
 ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
 ARG TORCH_CUDA_INDEX=https://download.pytorch.org/whl/cu128
 RUN python -m venv /opt/venv
@@ -44,7 +45,9 @@ RUN if [ "$VARIANT" = "cuda" ]; then index="$TORCH_CUDA_INDEX"; else index="$TOR
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY service ./service
+# the CUDA image can spread one model over several GPUs (--num-gpus): accelerate comes with it
 RUN pip install --no-cache-dir . \
+    && if [ "$VARIANT" = "cuda" ]; then pip install --no-cache-dir "accelerate==${ACCELERATE_VERSION}"; fi \
     && pip check
 
 # --- runtime ---
