@@ -72,7 +72,6 @@ async def test_the_engine_ends_the_reply_at_the_stop_string(tiny_pair, key, stop
         prompt=text,
         params=params,
         prompt_token_ids=tokenizer.encode(text),
-        context_len=4096,
     )
     scripted = ScriptedModel(model, script)
     try:
