@@ -45,8 +45,9 @@ class GenerationRequest:
 
     ``prompt`` is the rendered text; ``prompt_token_ids`` (when given) wins over it. The prompt
     arrives already fitted to the model's context (the service drops old turns and cuts the ids, once):
-    the engine checks it but never shortens it. ``last_user_message`` and ``turn`` only feed the mock
-    engine, which answers without a model.
+    the engine checks it but never shortens it. ``template`` names the prompt format the ids were
+    rendered with: the prefix cache keeps each format's entries apart. ``last_user_message`` and
+    ``turn`` only feed the mock engine, which answers without a model.
     """
 
     request_id: str
@@ -54,6 +55,7 @@ class GenerationRequest:
     params: SamplingParams = field(default_factory=SamplingParams)
     prompt_token_ids: list[int] | None = None
     add_special_tokens: bool | None = None
+    template: str = ""
     last_user_message: str = ""
     turn: int = 1
 
@@ -64,6 +66,7 @@ class TokenDelta:
 
     ``text`` holds only complete characters; text that may still become a stop string is held back
     until it is known not to be one. The last delta has ``finished=True`` and a ``finish_reason``.
+    ``cached_tokens``: prompt tokens whose KV came from the prefix cache (not prefilled again).
     """
 
     text: str = ""
@@ -73,6 +76,7 @@ class TokenDelta:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
+    cached_tokens: int = 0
 
     @staticmethod
     def merged(first: TokenDelta, second: TokenDelta) -> TokenDelta:
@@ -98,6 +102,11 @@ class EngineStats:
     last_step_seconds: float = 0.0
     kv_cache_tokens_used: int = 0
     kv_cache_tokens_budget: int = 0
+    prefix_cache_queries_total: int = 0  # prompt tokens looked up in the prefix cache
+    prefix_cache_hits_total: int = 0  # of those, tokens whose KV was reused
+    prefix_cache_evictions_total: int = 0  # entries dropped (least recently used or idle)
+    prefix_cache_tokens: int = 0  # tokens held
+    prefix_cache_tokens_budget: int = 0  # 0: the prefix cache is off
 
 
 class Engine(ABC):

@@ -3,9 +3,8 @@
 A :class:`Sequence` is one request's state between steps: its prompt, what it generated, the text it
 may show and its sampling state. A :class:`Batch` is the rows decoding together over one left-padded
 cache: row ``i`` holds ``pads[i]`` unused columns and then its tokens, so every row's next token lands
-in the same cache column. A :class:`Prefill` is a group of new sequences whose prompts are processed
-together, one chunk per engine step, before the group joins the batch. :func:`form_group` picks that
-group from the waiting queue.
+in the same cache column. :func:`form_group` picks the next requests to admit from the waiting queue;
+their prompts are prefilled one row each (:mod:`.prefill`) before they join the batch.
 """
 
 from __future__ import annotations
@@ -41,8 +40,14 @@ class Sequence:
     detok: IncrementalDetokenizer | None = None
     cancelled: bool = False
     done: bool = False  # its last delta was sent
-    solo: bool = False  # prefill it in a group of its own (its group failed once)
     started: float = 0.0
+    cached: int = 0  # prompt tokens whose KV came from the prefix cache
+    hit: Any = None  # the prefix-cache entry it matched, pinned until it ends
+
+    @property
+    def ids(self) -> list[int]:
+        """Prompt and generated ids: the first ``length - 1`` have their KV in the cache."""
+        return self.prompt_ids + self.generated
 
     @property
     def length(self) -> int:
@@ -69,7 +74,11 @@ class Sequence:
         self.generated.append(token)
         if self.seen is not None:
             self.seen[token] = True
-        common = {"prompt_tokens": len(self.prompt_ids), "completion_tokens": len(self.generated)}
+        common = {
+            "prompt_tokens": len(self.prompt_ids),
+            "completion_tokens": len(self.generated),
+            "cached_tokens": self.cached,
+        }
         stop_token = token in params.stop_token_ids or (not params.ignore_eos and token in eos_ids)
         if not stop_token:
             self.text += self.detok.add(token)
@@ -95,6 +104,7 @@ class Sequence:
             error=str(exc) or type(exc).__name__,
             prompt_tokens=len(self.prompt_ids),
             completion_tokens=len(self.generated),
+            cached_tokens=self.cached,
         )
 
 
@@ -155,61 +165,6 @@ class Batch:
         self.seqs += group.seqs
 
 
-@dataclass(eq=False)
-class Prefill:
-    """A group of new sequences whose prompts are processed together, one chunk per engine step."""
-
-    batch: Batch
-    ids: torch.Tensor  # group rows × longest prompt, left-padded
-    done: int = 0  # prompt columns processed so far
-
-    @classmethod
-    def left_padded(cls, group: list[Sequence], num_layers: int, device: str) -> Prefill:
-        """The group's prompts right-aligned in one id matrix, over a new empty cache."""
-        longest = max(len(s.prompt_ids) for s in group)
-        pad_id = 0
-        ids = torch.full((len(group), longest), pad_id, dtype=torch.long)
-        for row, seq in enumerate(group):
-            ids[row, longest - len(seq.prompt_ids) :] = torch.tensor(seq.prompt_ids)
-        pads = [longest - len(s.prompt_ids) for s in group]
-        return cls(Batch(group, kvcache.new_cache(num_layers), pads), ids.to(device))
-
-    @property
-    def seqs(self) -> list[Sequence]:
-        return self.batch.seqs
-
-    @property
-    def complete(self) -> bool:
-        """Every prompt column went through the model."""
-        return self.done == self.ids.shape[1]
-
-    @property
-    def kv_tokens(self) -> int:
-        """Prompt tokens of the group already in its cache (padding not counted)."""
-        return sum(min(len(s.prompt_ids), self.done) for s in self.seqs)
-
-    def next_columns(self, budget: int) -> tuple[int, int]:
-        """The next chunk's prompt columns: at most ``budget`` tokens over all rows, one column at least."""
-        rows, longest = self.ids.shape
-        width = min(longest - self.done, max(1, budget // rows))
-        return self.done, self.done + width
-
-    def positions(self, start: int, stop: int) -> torch.Tensor:
-        """Position ids of columns ``start..stop-1``: each row counts from its first real token."""
-        device = self.ids.device
-        pads = torch.tensor(self.batch.pads, device=device).unsqueeze(1)
-        return (torch.arange(start, stop, device=device).unsqueeze(0) - pads).clamp(min=0)
-
-    def clear_padding(self, start: int, stop: int) -> None:
-        """Zero what the model wrote for padding columns among ``start..stop-1`` (garbage otherwise)."""
-        pads = self.batch.pads
-        if any(p > start for p in pads):
-            device = self.ids.device
-            columns = torch.arange(start, stop, device=device).unsqueeze(0)
-            valid = columns >= torch.tensor(pads, device=device).unsqueeze(1)
-            kvcache.zero_where_invalid(self.batch.cache, start, valid)
-
-
 def form_group(
     waiting: deque[Sequence],
     free_slots: int,
@@ -221,7 +176,6 @@ def form_group(
 
     ``prepare`` checks and admits a sequence the first time it reaches the head of the queue; a
     sequence it rejects is handed to ``fail`` and leaves the queue. ``kv_free`` None means no budget.
-    A solo sequence (its group failed once) is prefilled in a group of its own.
     """
     group: list[Sequence] = []
     while waiting and len(group) < free_slots:
@@ -238,8 +192,6 @@ def form_group(
                 continue
         if kv_free is not None and seq.reserved > kv_free:
             break  # FIFO: it waits until running sequences give their KV space back
-        if group and (seq.solo or group[0].solo):
-            break
         waiting.popleft()
         group.append(seq)
         if kv_free is not None:

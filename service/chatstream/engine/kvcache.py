@@ -92,6 +92,38 @@ def new_cache(num_layers: int) -> Any:
     return Cache(layers=[layer() for _ in range(num_layers)])
 
 
+def seeded(num_layers: int, segments: list[list[tuple[torch.Tensor, torch.Tensor]]], columns: int) -> Any:
+    """A one-row cache holding ``segments`` (per layer ``heads × tokens × head_dim``, in order).
+
+    How a prefix-cache hit becomes the start of a new row: its buffers take ``columns`` columns
+    (the whole prompt), so prefilling the rest writes in place.
+    """
+    cache = new_cache(num_layers)
+    tokens = sum(segment[0][0].shape[1] for segment in segments)
+    for index, layer in enumerate(cache.layers):
+        layer.allocate(segments[0][index][0].unsqueeze(0), 1, max(columns, tokens + 1))
+        at = 0
+        for segment in segments:
+            keys, values = segment[index]
+            layer.k[0, :, at : at + keys.shape[1]] = keys
+            layer.v[0, :, at : at + keys.shape[1]] = values
+            at += keys.shape[1]
+        layer.rows, layer.start, layer.end = 1, 0, tokens
+        layer.refresh()
+    return cache
+
+
+def row_kv(cache: Any, row: int, start: int, stop: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Copies of row ``row``'s keys and values in window columns ``start..stop-1``, every layer."""
+    return [
+        (
+            layer.k[row, :, layer.start + start : layer.start + stop].clone(),
+            layer.v[row, :, layer.start + start : layer.start + stop].clone(),
+        )
+        for layer in cache.layers
+    ]
+
+
 def width(cache: Any) -> int:
     first = cache.layers[0]
     return first.end - first.start
@@ -125,18 +157,6 @@ def trim_left(cache: Any, columns: int) -> None:
     for layer in cache.layers:
         layer.start += columns
         layer.refresh()
-
-
-def zero_where_invalid(cache: Any, offset: int, valid: torch.Tensor) -> None:
-    """Zero keys and values of columns ``offset..`` (from the window's start) where ``valid`` is False.
-
-    ``valid`` is rows × columns; used on a prefill chunk's padding columns, which the model filled.
-    """
-    stop = offset + valid.shape[1]
-    for layer in cache.layers:
-        keep = valid[:, None, :, None].to(layer.k.dtype)
-        layer.k[:, :, layer.start + offset : layer.start + stop] *= keep
-        layer.v[:, :, layer.start + offset : layer.start + stop] *= keep
 
 
 def join(cache: Any, group: Any, max_rows: int) -> int:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -37,6 +38,35 @@ import torch
 LayerKV = tuple[torch.Tensor, torch.Tensor]
 #: the KV of token positions ``start..stop-1`` of the ids being inserted, every layer (fresh copies)
 KVSource = Callable[[int, int], list[LayerKV]]
+
+
+#: the share of free memory an automatic budget takes, and its ceiling in tokens
+AUTO_MEMORY_SHARE = 0.25
+AUTO_MAX_TOKENS = 1 << 20
+
+
+def kv_bytes_per_token(model: Any) -> int:
+    """Bytes of keys and values one token takes over every layer of ``model``."""
+    config = model.config
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    element = next(model.parameters()).element_size()
+    return 2 * int(config.num_hidden_layers) * int(heads) * int(head_dim) * element
+
+
+def auto_budget(bytes_per_token: int, device: str, kv_cache_tokens: int) -> int:
+    """The default budget in tokens: the running sequences' KV budget when one is set, otherwise a
+    quarter of the memory free now on the model's device (capped), so the store never competes
+    with running sequences for most of it."""
+    if kv_cache_tokens:
+        return kv_cache_tokens
+    if device.startswith("cuda") and torch.cuda.is_available():
+        free = torch.cuda.mem_get_info(torch.device(device))[0]
+    else:  # cpu, and mps (unified memory)
+        import psutil
+
+        free = psutil.virtual_memory().available
+    return int(min(AUTO_MAX_TOKENS, AUTO_MEMORY_SHARE * free // max(1, bytes_per_token)))
 
 
 def namespace(model: str, tokenizer: str, template: str, dtype: str) -> tuple[str, str, str, str]:

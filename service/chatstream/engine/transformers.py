@@ -3,15 +3,18 @@
 Every engine step runs ONE forward pass for all running sequences. The batch is left-padded: row
 ``i`` holds ``pad[i]`` unused columns and then its tokens, so every row's next token lands in the
 same cache column and one in-place write per layer extends the whole batch. New requests are
-prefilled as a group (left-padded among themselves, in chunks of at most ``prefill_chunk_tokens``
-tokens while other streams are decoding) and join the batch at a step boundary; finished or
-cancelled rows leave before the next step and the shared padding is trimmed. Written by hand because
+prefilled one row each, first come first served, at most ``prefill_chunk_tokens`` prompt tokens per
+step while other streams are decoding, and each joins the batch as soon as its own prompt is done;
+with the prefix cache a row starts from the longest stored prefix of its prompt. Finished or
+cancelled rows leave before the next step (their KV kept in the prefix cache) and the shared padding
+is trimmed. Written by hand because
 transformers' own continuous batching (``generate_batch``) is a blocking batch API, not a streaming
 server loop with per-request cancellation and sampling.
 
-This module is the worker and its step loop; the bookkeeping of sequences, the batch and the
-prefill group is in :mod:`.batch`, the cache itself in :mod:`.kvcache`, the way deltas reach each
-stream's event loop in :mod:`.delivery`.
+This module is the worker and its step loop; the bookkeeping of sequences and the batch is in
+:mod:`.batch`, per-request prefill and the prefix cache's use in :mod:`.prefill` (the store itself
+in :mod:`.prefix_cache`), the cache in :mod:`.kvcache`, the way deltas reach each stream's event
+loop in :mod:`.delivery`.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from typing import Any
 import torch
 
 from .base import Engine, EngineStats, GenerationRequest, TokenDelta
-from .batch import Batch, Prefill, Sequence, form_group
+from .batch import Batch, Sequence, form_group
 from .delivery import Outbox, next_delta
+from .prefill import KVReuse, RowPrefill
+from .prefix_cache import PrefixCache, auto_budget, kv_bytes_per_token
 from .sampling import choose_token, choose_tokens
 from .text import special_token_ids
 
@@ -66,6 +71,8 @@ class TransformersEngine(Engine):
         kv_cache_tokens: int = 0,
         prefill_chunk_tokens: int = 512,
         model_name: str = "model",
+        prefix_cache_tokens: int | None = None,
+        prefix_cache_ttl: float = 3600.0,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -85,8 +92,13 @@ class TransformersEngine(Engine):
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._stats = EngineStats(kv_cache_tokens_budget=kv_cache_tokens)
-        self._group: list[Sequence] = []  # the prefill group, until it joins the batch
+        self._prefilling: list[RowPrefill] = []  # admitted, prompt not done yet; first come first
         self._outbox = Outbox()
+        budget = prefix_cache_tokens
+        if budget is None:  # sized from the KV budget, or from the memory free now
+            budget = auto_budget(kv_bytes_per_token(model), self.device, kv_cache_tokens)
+        self._reuse = KVReuse.build(PrefixCache(budget, prefix_cache_ttl), self)
+        self._reuse.stats(self._stats)
 
     # --- interface ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -161,17 +173,17 @@ class TransformersEngine(Engine):
             )
         seq.start_decoding(self.tokenizer, self.vocab_size, self.device)
 
-    def _admit(self, waiting: deque[Sequence], batch: Batch) -> Prefill | None:
-        """The next prefill group: what fits the free slots and the KV budget (None when nothing does)."""
+    def _admit(self, waiting: deque[Sequence], batch: Batch) -> None:
+        """Admit what fits the free slots and the KV budget; each prompt is then prefilled on its own."""
+        admitted = [r.seq for r in self._prefilling] + batch.seqs
         kv_free = None
         if self.kv_cache_tokens:
-            kv_free = self.kv_cache_tokens - sum(s.reserved for s in batch.seqs)
-        free_slots = self.max_batch_size - len(batch.seqs)
+            kv_free = self.kv_cache_tokens - sum(s.reserved for s in admitted)
+        free_slots = self.max_batch_size - len(admitted)
         group = form_group(waiting, free_slots, kv_free, self._prepare, self._outbox.fail)
         if not group:
-            return None
-        self._group = list(group)
-        prefill = Prefill.left_padded(group, self.num_layers, self.device)
+            return
+        self._prefilling += [RowPrefill(seq) for seq in group]
         tokens = sum(len(s.prompt_ids) for s in group)
         self._stats.prompt_tokens_total += tokens
         # with timestamps, these lines show how a burst reached the engine (docs/engine.md)
@@ -181,7 +193,6 @@ class TransformersEngine(Engine):
             tokens,
             len(batch.seqs),
         )
-        return prefill
 
     # --- model calls ------------------------------------------------------------------------
     def _forward(self, batch: Batch, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -200,13 +211,12 @@ class TransformersEngine(Engine):
         return self.model(**kwargs).logits[:, -1].to(self.device)
 
     @torch.inference_mode()
-    def _prefill_chunk(self, prefill: Prefill, budget: int) -> torch.Tensor | None:
-        """Process the next chunk of the group's prompts; the last chunk returns the logits."""
-        start, stop = prefill.next_columns(budget)
-        logits = self._forward(prefill.batch, prefill.ids[:, start:stop], prefill.positions(start, stop))
-        prefill.clear_padding(start, stop)
-        prefill.done = stop
-        return logits if prefill.complete else None
+    def _prefill_chunk(self, row: RowPrefill, tokens: int) -> torch.Tensor | None:
+        """Feed the row's next ``tokens`` prompt tokens; the last chunk returns its logits."""
+        ids, positions = row.inputs(tokens, self.device)
+        logits = self._forward(row.batch, ids, positions)
+        row.done += tokens
+        return logits if not row.remaining else None
 
     @torch.inference_mode()
     def _decode(self, batch: Batch) -> torch.Tensor:
@@ -258,18 +268,17 @@ class TransformersEngine(Engine):
     def _run(self) -> None:
         waiting: deque[Sequence] = deque()
         batch = Batch.empty(self.num_layers)
-        prefill: Prefill | None = None
         while not self._stop.is_set():
-            self._receive(waiting, idle=not batch.seqs and prefill is None and not waiting)
+            self._receive(waiting, idle=not batch.seqs and not self._prefilling and not waiting)
             started = time.perf_counter()
             try:
-                batch, prefill = self._step(waiting, batch, prefill)
+                batch = self._step(waiting, batch)
             except Exception as exc:  # a failed batched forward (e.g. out of memory) ends that batch
-                batch, prefill = self._step_failed(batch, exc), None
-            if batch.seqs or prefill is not None or self._outbox.pending:
+                batch = self._step_failed(batch, exc)
+            if batch.seqs or self._prefilling or self._outbox.pending:
                 self._stats.steps_total += 1
                 self._stats.last_step_seconds = time.perf_counter() - started
-            self._update_stats(waiting, batch, prefill)
+            self._update_stats(waiting, batch)
             self._outbox.flush()
         self._cancel_all(waiting, batch)
 
@@ -286,82 +295,104 @@ class TransformersEngine(Engine):
             pass
 
     @torch.inference_mode()
-    def _step(
-        self, waiting: deque[Sequence], batch: Batch, prefill: Prefill | None
-    ) -> tuple[Batch, Prefill | None]:
-        """One engine step: drop cancelled rows, at most one prefill chunk, one decode forward.
+    def _step(self, waiting: deque[Sequence], batch: Batch) -> Batch:
+        """One engine step: drop cancelled rows, this step's prefill budget, one decode forward.
 
         Runs wholly in inference mode: the cache buffers are inference tensors, and joining or
         removing rows writes into them in place.
         """
-        batch.keep_where([s.cancelled for s in batch.seqs])
-        if prefill is not None and all(s.cancelled for s in prefill.seqs):
-            prefill, self._group = None, []
-        if prefill is None:
-            prefill = self._admit(waiting, batch)
-        if prefill is not None:
-            try:
-                logits = self._prefill_chunk(prefill, self._prefill_budget(batch))
-            except Exception as exc:
-                self._prefill_failed(prefill, waiting, exc)
-                return batch, None
-            if logits is not None:
-                self._finish_prefill(waiting, batch, prefill, logits)
-                prefill = None
+        self._leave(batch, [s.cancelled for s in batch.seqs])
+        self._drop_cancelled_prefills()
+        self._admit(waiting, batch)
+        self._prefill(waiting, batch)
         if batch.seqs:  # rows that just joined decode their second token in the same forward
-            batch.keep_where(self._advance(batch.seqs, self._decode(batch)))
-        return batch, prefill
+            self._leave(batch, self._advance(batch.seqs, self._decode(batch)))
+        return batch
+
+    def _leave(self, batch: Batch, leave: list[bool]) -> None:
+        """Rows flagged in ``leave`` end: their KV goes to the prefix cache, then they leave the batch."""
+        if any(leave):
+            self._reuse.leave(batch, [r for r, gone in enumerate(leave) if gone])
+            batch.keep_where(leave)
+
+    def _drop_cancelled_prefills(self) -> None:
+        """A request cancelled mid-prefill leaves; the prompt KV it computed so far is kept."""
+        for row in [r for r in self._prefilling if r.seq.cancelled]:
+            self._prefilling.remove(row)
+            if row.batch is not None:
+                self._reuse.keep(row.seq, row.batch.cache, 0, 0, row.done)
+            self._reuse.end(row.seq)
+
+    def _prefill(self, waiting: deque[Sequence], batch: Batch) -> None:
+        """Spend this step's prompt budget on the waiting prompts, oldest first; done rows join."""
+        budget = self._prefill_budget(batch)
+        for row in list(self._prefilling):
+            if budget <= 0:
+                break
+            if row.batch is None:
+                self._reuse.start(row)  # now, so prefixes stored earlier in this step are found
+            tokens = min(row.remaining, budget)
+            try:
+                logits = self._prefill_chunk(row, tokens)
+            except Exception as exc:  # this prompt breaks the model: it fails alone
+                logger.error("prefill failed", exc_info=exc)
+                self._prefilling.remove(row)
+                self._reuse.end(row.seq)
+                self._outbox.fail(row.seq, exc)
+                continue
+            budget -= tokens
+            if logits is not None:
+                self._prefilling.remove(row)
+                self._finish_prefill(waiting, batch, row, logits)
 
     def _prefill_budget(self, batch: Batch) -> int:
-        """Prompt tokens for this step's chunk: the configured chunk while rows decode, more when idle."""
+        """Prompt tokens for this step: the configured chunk while rows decode, more when idle."""
         if batch.seqs:
             return self.prefill_chunk_tokens
         return max(self.prefill_chunk_tokens, IDLE_PREFILL_TOKENS)
 
     def _finish_prefill(
-        self, waiting: deque[Sequence], batch: Batch, prefill: Prefill, logits: torch.Tensor
+        self, waiting: deque[Sequence], batch: Batch, row: RowPrefill, logits: torch.Tensor
     ) -> None:
-        """The group's first tokens: rows that go on join the batch, and the tokens go out at once."""
-        leave = self._advance(prefill.seqs, logits)
-        keep = [r for r, gone in enumerate(leave) if not gone]
-        if keep:
-            batch.join(prefill.batch, keep, self.max_batch_size)
-        self._group = []
-        self._update_stats(waiting, batch, None)
-        self._outbox.flush()  # first tokens out now, not after the decode forward that follows
-
-    def _prefill_failed(self, prefill: Prefill, waiting: deque[Sequence], exc: Exception) -> None:
-        """Retry a failed group one by one, so only the request that breaks the model fails."""
-        self._group = []
-        seqs = [s for s in prefill.seqs if not s.cancelled]
-        if len(seqs) == 1 or all(s.solo for s in seqs):
-            logger.exception("prefill failed", exc_info=exc)
-            for seq in seqs:
-                self._outbox.fail(seq, exc)
-            return
-        for seq in reversed(seqs):
-            seq.solo = True
-            waiting.appendleft(seq)
+        """The row's first token goes out at once; its prompt KV is stored; it joins the batch."""
+        (gone,) = self._advance([row.seq], logits)
+        logger.debug(
+            "prefill done: %s, %d prompt tokens, %d from the prefix cache",
+            row.seq.request.request_id,
+            len(row.seq.prompt_ids),
+            row.seq.cached,
+        )
+        self._reuse.keep(row.seq, row.batch.cache, 0, 0, row.done)  # later prompts may start from it
+        if gone:
+            self._reuse.end(row.seq)
+        else:
+            batch.join(row.batch, [0], self.max_batch_size)
+        self._update_stats(waiting, batch)
+        self._outbox.flush()  # its first token out now, not after the forwards that follow
 
     def _step_failed(self, batch: Batch, exc: Exception) -> Batch:
-        """End every sequence of the batch and of the forming group; the next step starts empty."""
+        """End every sequence of the batch and every one being prefilled; the next step starts empty."""
         logger.error("engine step failed", exc_info=exc)
-        for seq in {*batch.seqs, *self._group}:
+        for seq in {*batch.seqs, *(r.seq for r in self._prefilling)}:
+            self._reuse.end(seq)
             if not seq.done:
                 self._outbox.fail(seq, exc)
-        self._group = []
+        self._prefilling = []
         return Batch.empty(self.num_layers)
 
-    def _update_stats(self, waiting: deque[Sequence], batch: Batch, prefill: Prefill | None) -> None:
-        group, group_kv = (prefill.seqs, prefill.kv_tokens) if prefill is not None else ([], 0)
-        self._stats.running = len(batch.seqs) + len(group)
+    def _update_stats(self, waiting: deque[Sequence], batch: Batch) -> None:
+        self._stats.running = len(batch.seqs) + len(self._prefilling)
         self._stats.waiting = len(waiting) + self._inbox.qsize()
-        self._stats.kv_cache_tokens_used = sum(s.length for s in batch.seqs) + group_kv
+        self._stats.kv_cache_tokens_used = sum(s.length for s in batch.seqs) + sum(
+            r.done for r in self._prefilling
+        )
+        self._reuse.stats(self._stats)
 
     def _cancel_all(self, waiting: deque[Sequence], batch: Batch) -> None:
         """At stop: every sequence not yet finished ends with ``finish_reason='cancelled'``."""
-        for seq in list(waiting) + batch.seqs + self._group:
+        for seq in list(waiting) + batch.seqs + [r.seq for r in self._prefilling]:
             if not seq.done:
                 seq.done = True
                 self._outbox.send(seq, TokenDelta(finished=True, finish_reason="cancelled"))
+        self._prefilling = []
         self._outbox.flush()
