@@ -114,6 +114,7 @@ class _LiveStateCollector(Collector):
         yield counter("chatstream_generated_tokens", "Tokens generated.", stats.generated_tokens_total)
         yield counter("chatstream_prompt_tokens", "Prompt tokens processed.", stats.prompt_tokens_total)
         yield counter("chatstream_engine_steps", "Engine steps run.", stats.steps_total)
+        yield from _prefix_cache_families(stats, gauge, counter)
         info = InfoMetricFamily("chatstream_model", "Served model, device, dtype, engine and version.")
         info.add_metric([], self.info)
         yield info
@@ -125,6 +126,33 @@ class _LiveStateCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         running, waiting = self.load_fn()
         return list(self._families(running, waiting, self.engine_stats_fn()))
+
+
+def _prefix_cache_families(stats: EngineStats, gauge: Callable, counter: Callable) -> Iterable[Metric]:
+    """The KV prefix cache, in tokens (named like vLLM's ``prefix_cache_queries`` / ``_hits``)."""
+    yield counter(
+        "chatstream_prefix_cache_queries",
+        "Prompt tokens looked up in the KV prefix cache.",
+        stats.prefix_cache_queries_total,
+    )
+    yield counter(
+        "chatstream_prefix_cache_hits",
+        "Prompt tokens whose KV came from the prefix cache (not prefilled again).",
+        stats.prefix_cache_hits_total,
+    )
+    yield counter(
+        "chatstream_prefix_cache_evictions",
+        "Prefix-cache entries evicted (least recently used, or idle past the TTL).",
+        stats.prefix_cache_evictions_total,
+    )
+    yield gauge(
+        "chatstream_prefix_cache_tokens", "Tokens held by the prefix cache.", stats.prefix_cache_tokens
+    )
+    yield gauge(
+        "chatstream_prefix_cache_tokens_budget",
+        "Token budget of the prefix cache (prefix_cache_tokens; 0 = off).",
+        stats.prefix_cache_tokens_budget,
+    )
 
 
 class ServiceMetrics:
