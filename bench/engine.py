@@ -5,22 +5,27 @@ Side by side in one run, on the same ~100-token prompts (128 new tokens, EOS dis
 (a) ``seed``: a re-implementation of the seed's loop — each request owns its KV cache and runs one
     forward per token on the event loop, yielding between tokens (cooperative interleaving);
 (b) ``static``: one batched ``model.generate()`` over all prompts (it starts when the last one arrived);
-(c) ``engine``: :class:`TransformersEngine` with ``num_of_concurrent_executions = N``.
+(c) ``engine``: :class:`TransformersEngine` with ``num_of_concurrent_executions = N`` and its prefix
+    cache on (the default budget); ``engine-off``: the same with ``prefix_cache_tokens=0``.
 (d) ``ceiling``: N rows per batched decode forward and nothing else (no prefill, sampling or
     scheduling), the most any engine could reach for N streams on this model and device.
     (a), (b) and (d) are in ``bench/engine_baselines.py``.
 
 For N concurrent requests arriving all at once and staggered (``--stagger-ms`` apart) it reports
 aggregate tokens/s, p50/p99 time to first token, p50 inter-token gap, each ratio to (a) and the
-engine's ratio to (d). Every measurement runs in a fresh process; with ``--repeat R`` every mode runs
-once per round for R rounds, each mode reports its median run, and each ratio is the median of the
-ratios within a round (runs taken side by side, so a drift in the machine's speed cancels). Writes
-JSON to ``bench/results/`` and prints a table. The model is ``chatstream make-tiny-model`` with hidden
-512, 8 layers, 8 heads, intermediate 1376, vocab 16000 (~42M parameters), built on first use.
+engine's ratio to (d) and to ``engine-off``. With ``--shared-prefix-tokens S`` every prompt starts
+with the same S-token preamble (a system prompt) before its own ``--prompt-tokens`` question: the
+burst where a prefix cache shares one preamble's KV among all rows. Every measurement runs in a
+fresh process; with ``--repeat R`` every mode runs once per round for R rounds, each mode reports its
+median run, and each ratio is the median of the ratios within a round (runs taken side by side, so a
+drift in the machine's speed cancels). Writes JSON to ``bench/results/`` and prints a table. The
+model is ``chatstream make-tiny-model`` with hidden 512, 8 layers, 8 heads, intermediate 1376, vocab
+16000 (~42M parameters), built on first use.
 
     python bench/engine.py                 # N = 1, 4, 16, 32
     python bench/engine.py --quick         # N = 1, 4, 32 tokens: a smoke run
     python bench/engine.py --device cuda --dtype bfloat16 --n 1,16,64 --model /path/to/model
+    python bench/engine.py --shared-prefix-tokens 200 --n 16 --arrivals at_once --modes seed,engine-off,engine
 """
 
 from __future__ import annotations
@@ -61,27 +66,42 @@ def ensure_model(path: Path | None) -> Path:
     return target
 
 
-def make_prompts(tokenizer: Any, n: int, length: int) -> list[list[int]]:
-    """``n`` different prompts of ``length`` ± 4 tokens (different lengths exercise the padding)."""
+def make_prompts(tokenizer: Any, n: int, length: int, shared: int = 0) -> list[list[int]]:
+    """``n`` different prompts of ``length`` ± 4 tokens (different lengths exercise the padding),
+    each after the same ``shared``-token preamble when ``shared`` > 0."""
     from chatstream.tiny_model import corpus
 
     ids = tokenizer(" ".join(corpus()[:400]), add_special_tokens=False).input_ids
+    numbered = tokenizer(" ".join(corpus()[-200:]), add_special_tokens=False).input_ids
+    preamble = numbered[:shared]  # text none of the questions is drawn from
     prompts = []
     for i in range(n):
         size = length - 4 + (i * 3) % 9
         start = (i * 37) % max(1, len(ids) - size)
-        prompts.append(ids[start : start + size])
+        prompts.append(preamble + ids[start : start + size])
     return prompts
 
 
 async def run_engine(
-    model: Any, tokenizer: Any, prompts: list[list[int]], new: int, offsets: list[float], chunk: int
+    model: Any,
+    tokenizer: Any,
+    prompts: list[list[int]],
+    new: int,
+    offsets: list[float],
+    chunk: int,
+    prefix_cache_tokens: int | None = None,
 ) -> dict[str, Any]:
-    """(c) The continuous-batching engine, N slots."""
+    """(c) The continuous-batching engine, N slots; its prefix cache off with ``prefix_cache_tokens=0``."""
     from chatstream.engine import GenerationRequest, SamplingParams
     from chatstream.engine.transformers import TransformersEngine
 
-    engine = TransformersEngine(model, tokenizer, max_batch_size=len(prompts), prefill_chunk_tokens=chunk)
+    engine = TransformersEngine(
+        model,
+        tokenizer,
+        max_batch_size=len(prompts),
+        prefill_chunk_tokens=chunk,
+        prefix_cache_tokens=prefix_cache_tokens,
+    )
     await engine.start()
     stamps: list[list[float]] = [[] for _ in prompts]
     arrivals = [0.0] * len(prompts)
@@ -99,7 +119,11 @@ async def run_engine(
         await asyncio.gather(*(one(i) for i in range(len(prompts))))
     finally:
         await engine.stop()
-    return summarise(arrivals, stamps, started, "engine")
+    result = summarise(arrivals, stamps, started, "engine" if prefix_cache_tokens is None else "engine-off")
+    stats = engine.stats()
+    queries = stats.prefix_cache_queries_total
+    result["prefix_cache_hit_rate"] = stats.prefix_cache_hits_total / queries if queries else 0.0
+    return result
 
 
 def measure(
@@ -117,7 +141,8 @@ def measure(
         return asyncio.run(run_static(model, tokenizer, prompts, new, offsets))
     if mode == "ceiling":
         return asyncio.run(run_ceiling(model, prompts, new))
-    return asyncio.run(run_engine(model, tokenizer, prompts, new, offsets, chunk))
+    cache = 0 if mode == "engine-off" else None
+    return asyncio.run(run_engine(model, tokenizer, prompts, new, offsets, chunk, cache))
 
 
 def run_one(args: argparse.Namespace) -> dict[str, Any]:
@@ -127,7 +152,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     mode, arrival, n = args.one.split(",")
     n = int(n)
     model, tokenizer = load_model_and_tokenizer(str(args.model), device=args.device, dtype=args.dtype)
-    prompts = make_prompts(tokenizer, n, args.prompt_tokens)
+    prompts = make_prompts(tokenizer, n, args.prompt_tokens, args.shared_prefix_tokens)
     offsets = [i * args.stagger_ms / 1000 if arrival == "staggered" else 0.0 for i in range(n)]
     # a full-size warm-up, as bench/serve.py gives the server: both sides are measured warm
     measure(model, tokenizer, mode, prompts, 4, [0.0] * n, args.prefill_chunk_tokens)
@@ -190,6 +215,8 @@ def measure_level(passthrough: list[str], modes: list[str], arrival: str, n: int
             row["ratio_to_seed"] = paired_ratio(runs[mode], runs["seed"])
         if mode == "engine" and "ceiling" in runs:
             row["ratio_to_ceiling"] = paired_ratio(runs[mode], runs["ceiling"])
+        if mode == "engine" and "engine-off" in runs:
+            row["ratio_to_cache_off"] = paired_ratio(runs[mode], runs["engine-off"])
         rows.append(row)
     return rows
 
@@ -201,6 +228,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"])
     parser.add_argument("--n", default="1,4,16,32", help="comma-separated concurrency levels")
     parser.add_argument("--prompt-tokens", type=int, default=100)
+    parser.add_argument("--shared-prefix-tokens", type=int, default=0, help="a shared preamble of N tokens")
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--stagger-ms", type=float, default=50.0, help="gap between staggered arrivals")
     parser.add_argument("--prefill-chunk-tokens", type=int, default=512)
@@ -221,6 +249,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def passthrough_args(args: argparse.Namespace) -> list[str]:
     """The options every fresh measuring process gets again."""
     names = ["model", "device", "dtype", "prompt_tokens", "new_tokens", "stagger_ms", "prefill_chunk_tokens"]
+    names.append("shared_prefix_tokens")
     return [f"--{name.replace('_', '-')}={getattr(args, name)}" for name in names]
 
 
@@ -230,12 +259,13 @@ def print_table(rows: list[dict[str, Any]], device: str) -> None:
 
     params, dtype = rows[0]["parameters"], rows[0]["dtype"]
     table = Table(title=f"engine benchmark — {params / 1e6:.1f}M params on {device} ({dtype})")
-    columns = ["arrivals", "N", "mode", "tok/s", "× seed", "× ceiling", "TTFT p50 ms", "TTFT p99 ms"]
-    for column in [*columns, "ITL p50 ms"]:
+    columns = ["arrivals", "N", "mode", "tok/s", "× seed", "× ceiling", "× cache off", "TTFT p50 ms"]
+    for column in [*columns, "TTFT p99 ms", "ITL p50 ms", "hit"]:
         table.add_column(column, justify="right")
     for r in rows:
         ratio = r.get("ratio_to_seed")
         of_ceiling = r.get("ratio_to_ceiling")
+        of_off = r.get("ratio_to_cache_off")
         table.add_row(
             r["arrivals"],
             str(r["n"]),
@@ -243,9 +273,11 @@ def print_table(rows: list[dict[str, Any]], device: str) -> None:
             f"{r['tokens_per_s']:.1f}",
             f"{ratio:.2f}" if ratio is not None else "",
             f"{of_ceiling:.2f}" if of_ceiling is not None else "",
+            f"{of_off:.2f}" if of_off is not None else "",
             f"{r['ttft_p50_ms']:.0f}",
             f"{r['ttft_p99_ms']:.0f}",
             f"{r['itl_p50_ms']:.1f}",
+            f"{r['prefix_cache_hit_rate']:.0%}" if "prefix_cache_hit_rate" in r else "",
         )
     Console().print(table)
 
@@ -262,6 +294,7 @@ def write_report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> Path:
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "prompt_tokens": args.prompt_tokens,
+        "shared_prefix_tokens": args.shared_prefix_tokens,
         "new_tokens": args.new_tokens,
         "stagger_ms": args.stagger_ms,
         "repeat": args.repeat,

@@ -106,8 +106,8 @@ async def run_local(
     finally:
         await engine.stop()
     stats = engine.stats()
-    result["prefix_cache_tokens_budget"] = getattr(stats, "prefix_cache_tokens_budget", 0)
-    result["prefix_cache_tokens_peak"] = getattr(stats, "prefix_cache_tokens_peak", 0)
+    result["prefix_cache_tokens_budget"] = stats.prefix_cache_tokens_budget
+    result["prefix_cache_tokens_held"] = stats.prefix_cache_tokens
     return result
 
 
