@@ -227,17 +227,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--prompt", default="auto", help="prompt class: auto (chat template) or a preset")
     parser.add_argument("--history", default="text", choices=["text", "ids"], help="how turns build prompts")
     parser.add_argument("--modes", default="seed,off,on", help="in-process modes (none: only --http)")
-    parser.add_argument(
-        "--http", action="store_true", help="also through chatstream serve (http-off, http-on)"
-    )
+    parser.add_argument("--http", action="store_true", help="also through chatstream serve (--http-modes)")
+    parser.add_argument("--http-modes", default="http-off,http-on")
     parser.add_argument("--repeat", type=int, default=1, help="rounds (every mode once per round)")
     parser.add_argument("--quick", action="store_true", help="2x3, 16 new tokens, 20 words: a smoke run")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.quick:
-        args.scenarios, args.new_tokens, args.words, args.system_tokens = "2x3", 16, 20, "0,60"
-    args.http_modes = ["http-off", "http-on"] if args.http else []
+    if args.quick:  # smaller sizes, where no other value was given
+        quick = {"scenarios": "2x3", "new_tokens": 16, "words": 20, "system_tokens": "0,60"}
+        for name, value in quick.items():
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
+    args.http_modes = [m for m in args.http_modes.split(",") if m] if args.http else []
     return args
 
 
