@@ -40,9 +40,12 @@ def _layer_class() -> type:
             self.end = 0
 
         def allocate(self, like: torch.Tensor, rows: int, columns: int) -> None:
+            """New buffers, uninitialised: every column of the window is written before it is read
+            (a join zeroes the padding it adds, a relocation copies the live block), and zero-filling
+            a batch-sized buffer on every wider join cost more than the join itself."""
             shape = (rows, like.shape[1], columns, like.shape[3])
-            self.k = torch.zeros(shape, dtype=like.dtype, device=like.device)
-            self.v = torch.zeros(shape, dtype=like.dtype, device=like.device)
+            self.k = torch.empty(shape, dtype=like.dtype, device=like.device)
+            self.v = torch.empty(shape, dtype=like.dtype, device=like.device)
             self.device = like.device
             self.is_initialized = True
 

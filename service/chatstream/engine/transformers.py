@@ -342,7 +342,6 @@ class TransformersEngine(Engine):
                 continue
             budget -= tokens
             if logits is not None:
-                self._prefilling.remove(row)
                 self._finish_prefill(waiting, batch, row, logits)
 
     def _prefill_budget(self, batch: Batch) -> int:
@@ -356,6 +355,10 @@ class TransformersEngine(Engine):
     ) -> None:
         """The row's first token goes out at once; its prompt KV is stored; it joins the batch."""
         (gone,) = self._advance([row.seq], logits)
+        if gone:
+            self._prefilling.remove(row)
+        self._update_stats(waiting, batch)  # a row that goes on counts as running throughout
+        self._outbox.flush()  # its first token out now, not after the copies and forwards that follow
         logger.debug(
             "prefill done: %s, %d prompt tokens, %d from the prefix cache",
             row.seq.request.request_id,
@@ -367,8 +370,8 @@ class TransformersEngine(Engine):
             self._reuse.end(row.seq)
         else:
             batch.join(row.batch, [0], self.max_batch_size)
+            self._prefilling.remove(row)
         self._update_stats(waiting, batch)
-        self._outbox.flush()  # its first token out now, not after the forwards that follow
 
     def _step_failed(self, batch: Batch, exc: Exception) -> Batch:
         """End every sequence of the batch and every one being prefilled; the next step starts empty."""
