@@ -197,3 +197,26 @@ async def test_each_row_joins_decoding_as_soon_as_its_own_prompt_is_done(tiny_lm
         "done r2",
         "forward 3x1",
     ]
+
+
+async def test_cache_memory_is_never_read_before_it_is_written(tiny_lm, monkeypatch):
+    """Buffers come uninitialised: filled with NaN here, any read of an unwritten column would show."""
+    import torch
+
+    from chatstream.engine import kvcache
+
+    real = kvcache.buffer
+
+    def poisoned(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        return real(shape, like).fill_(float("nan"))
+
+    monkeypatch.setattr(kvcache, "buffer", poisoned)
+    model, tokenizer = tiny_lm
+    firsts = [tokenizer(q).input_ids for q in QUESTIONS]
+    options = {"max_batch_size": 3, "prefill_chunk_tokens": 6, "prefix_cache_tokens": 4096}
+    async with running_engine(model, tokenizer, **options) as engine:
+        runs = [converse(engine, tokenizer, ids, 3, f"c{i}") for i, ids in enumerate(firsts)]
+        outcomes = await asyncio.gather(*runs)
+    for conversation in outcomes:
+        for turn, (ids, got) in enumerate(conversation):
+            assert got.tokens == reference(model, ids, 10 + 3 * turn)

@@ -44,8 +44,7 @@ def _layer_class() -> type:
             (a join zeroes the padding it adds, a relocation copies the live block), and zero-filling
             a batch-sized buffer on every wider join cost more than the join itself."""
             shape = (rows, like.shape[1], columns, like.shape[3])
-            self.k = torch.empty(shape, dtype=like.dtype, device=like.device)
-            self.v = torch.empty(shape, dtype=like.dtype, device=like.device)
+            self.k, self.v = buffer(shape, like), buffer(shape, like)
             self.device = like.device
             self.is_initialized = True
 
@@ -72,6 +71,11 @@ def _layer_class() -> type:
 
     _CLASSES["layer"] = SlotLayer
     return SlotLayer
+
+
+def buffer(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised key or value buffer (tests fill it with NaN to prove it is never read unwritten)."""
+    return torch.empty(shape, dtype=like.dtype, device=like.device)
 
 
 def relocate(layer: Any, rows: int, columns: int, headroom: int) -> None:
