@@ -220,3 +220,18 @@ async def test_cache_memory_is_never_read_before_it_is_written(tiny_lm, monkeypa
     for conversation in outcomes:
         for turn, (ids, got) in enumerate(conversation):
             assert got.tokens == reference(model, ids, 10 + 3 * turn)
+
+
+async def test_an_idle_engine_lets_entries_expire_after_the_ttl(tiny_lm):
+    model, tokenizer = tiny_lm
+    ids = tokenizer(QUESTIONS[0]).input_ids
+    async with running_engine(model, tokenizer, prefix_cache_tokens=4096, prefix_cache_ttl=0.3) as engine:
+        await collect(engine.generate(asking(ids, 5, "once")))
+        assert engine.stats().prefix_cache_tokens == len(ids) + 4
+        for _ in range(100):  # no request comes: the idle worker's sweep drops it
+            if not engine.stats().prefix_cache_tokens:
+                break
+            await asyncio.sleep(0.05)
+        stats = engine.stats()
+    # two entries went: the prompt (stored when its prefill was done) and the reply that extended it
+    assert stats.prefix_cache_tokens == 0 and stats.prefix_cache_evictions_total == 2

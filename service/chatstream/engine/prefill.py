@@ -15,6 +15,7 @@ row, never the last sampled token, which was not fed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,7 @@ class KVReuse:
         self.store = store
         self.num_layers = num_layers
         self.model, self.tokenizer, self.dtype = model, tokenizer, dtype
+        self._swept = 0.0
 
     @classmethod
     def build(cls, store: PrefixCache, engine: Any) -> KVReuse:
@@ -104,6 +106,13 @@ class KVReuse:
         if self.store is not None and seq.hit is not None:
             self.store.release(seq.hit)
             seq.hit = None
+
+    def expire(self) -> None:
+        """Drop entries idle past the TTL (at most one sweep a second: an idle engine loops often)."""
+        now = time.monotonic()
+        if self.store is not None and now - self._swept >= 1.0:
+            self._swept = now
+            self.store.expire()
 
     def stats(self, target: Any) -> None:
         """Copy the store's counters into the engine's stats."""

@@ -269,7 +269,10 @@ class TransformersEngine(Engine):
         waiting: deque[Sequence] = deque()
         batch = Batch.empty(self.num_layers)
         while not self._stop.is_set():
-            self._receive(waiting, idle=not batch.seqs and not self._prefilling and not waiting)
+            idle = not batch.seqs and not self._prefilling and not waiting
+            if idle:
+                self._reuse.expire()  # entries idle past the TTL go even when no request comes
+            self._receive(waiting, idle=idle)
             started = time.perf_counter()
             try:
                 batch = self._step(waiting, batch)
