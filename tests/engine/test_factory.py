@@ -42,3 +42,8 @@ def test_the_transformers_engine_takes_the_options_and_the_model_path_name(
     assert engine.model_name == tiny_model_dir.name  # loaded from that directory
     named = build_engine(model, tokenizer, "cpu", use_mock_response=False, model_name="org/tiny", **OPTIONS)
     assert named.model_name == "tiny"
+    assert engine.stats().prefix_cache_tokens_budget == 500  # by default the KV budget, when one is set
+    off = build_engine(
+        model, tokenizer, "cpu", use_mock_response=False, model_name=None, prefix_cache_tokens=0, **OPTIONS
+    )
+    assert off.stats().prefix_cache_tokens_budget == 0

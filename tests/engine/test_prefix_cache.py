@@ -194,3 +194,14 @@ def test_a_zero_budget_stores_nothing() -> None:
     cache = PrefixCache(0)
     assert put(cache, [1, 2, 3]).asked == []
     assert cache.tokens == 0 and read(cache, [1, 2, 3]) == []
+
+
+def test_the_automatic_budget_follows_the_kv_budget_else_free_memory() -> None:
+    import psutil
+
+    from chatstream.engine.prefix_cache import AUTO_MAX_TOKENS, auto_budget
+
+    assert auto_budget(32768, "cpu", kv_cache_tokens=5000) == 5000
+    free_share = int(0.25 * psutil.virtual_memory().available // 2**30)
+    assert abs(auto_budget(2**30, "cpu", 0) - free_share) <= 1  # a quarter of free memory, in tokens
+    assert auto_budget(1, "cpu", 0) == AUTO_MAX_TOKENS  # capped

@@ -235,3 +235,13 @@ async def test_an_idle_engine_lets_entries_expire_after_the_ttl(tiny_lm):
         stats = engine.stats()
     # two entries went: the prompt (stored when its prefill was done) and the reply that extended it
     assert stats.prefix_cache_tokens == 0 and stats.prefix_cache_evictions_total == 2
+
+
+def test_a_token_of_kv_costs_two_tensors_per_layer(tiny_lm):
+    from chatstream.engine.prefix_cache import kv_bytes_per_token
+
+    model, _ = tiny_lm
+    config = model.config
+    head_dim = config.hidden_size // config.num_attention_heads
+    expected = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * 8  # float64
+    assert kv_bytes_per_token(model) == expected

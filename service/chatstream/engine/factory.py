@@ -21,8 +21,12 @@ def build_engine(
     kv_cache_tokens: int,
     prefill_chunk_tokens: int,
     model_name: str | None,
+    prefix_cache_tokens: int | None = None,
 ) -> Engine:
-    """The mock engine, or a :class:`TransformersEngine` named after the model's last path part."""
+    """The mock engine, or a :class:`TransformersEngine` named after the model's last path part.
+
+    ``prefix_cache_tokens``: the KV prefix cache's budget (None: sized by the engine; 0: off).
+    """
     if use_mock_response:
         from .mock import MockEngine
 
@@ -40,4 +44,5 @@ def build_engine(
         kv_cache_tokens=kv_cache_tokens,
         prefill_chunk_tokens=prefill_chunk_tokens,
         model_name=str(name).rstrip("/").split("/")[-1],
+        prefix_cache_tokens=prefix_cache_tokens,
     )
