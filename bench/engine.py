@@ -284,7 +284,7 @@ def print_table(rows: list[dict[str, Any]], device: str) -> None:
             f"{r['itl_p50_ms']:.1f}",
             f"{r['prefix_cache_hit_rate']:.0%}" if "prefix_cache_hit_rate" in r else "",
         )
-    Console().print(table)
+    Console(width=max(160, Console().width)).print(table)
 
 
 def write_report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> Path:

@@ -292,7 +292,7 @@ def print_table(scenarios: list[dict[str, Any]], device: str) -> None:
                 f"{r['hit_rate_turns_2plus']:.0%}",
                 f"{r['rss_peak_mb']:.0f}",
             )
-    Console().print(table)
+    Console(width=max(160, Console().width)).print(table)
     checks = Table(title="target ratios (the issue's targets are for K=4, T=6, 8 slots)")
     for column in ["K×T", "system", "ratio", "value", "target"]:
         checks.add_column(column, justify="right")
@@ -304,7 +304,7 @@ def print_table(scenarios: list[dict[str, Any]], device: str) -> None:
                 met = got <= bound if op == "<=" else got >= bound
                 target = f"{op} {bound} {'ok' if met else 'MISSED'}"
             checks.add_row(f"{s['k']}×{s['t']}", str(s["system_tokens"]), name, f"{got:.2f}", target)
-    Console().print(checks)
+    Console(width=max(160, Console().width)).print(checks)
 
 
 def main(argv: list[str] | None = None) -> int:
