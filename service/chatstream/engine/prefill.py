@@ -101,6 +101,15 @@ class KVReuse:
             self.keep(seq, batch.cache, r, batch.pads[r], batch.width - batch.pads[r])
             self.end(seq)
 
+    def drop_cancelled(self, rows: list[RowPrefill]) -> list[RowPrefill]:
+        """The rows still wanted; one cancelled mid-prefill leaves, the prompt KV it computed is kept."""
+        gone = [row for row in rows if row.seq.cancelled]  # once: another thread may cancel meanwhile
+        for row in gone:
+            if row.batch is not None:
+                self.keep(row.seq, row.batch.cache, 0, 0, row.done)
+            self.end(row.seq)
+        return [row for row in rows if row not in gone]
+
     def end(self, seq: Sequence) -> None:
         """``seq`` no longer needs what it matched."""
         if self.store is not None and seq.hit is not None:

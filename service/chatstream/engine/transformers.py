@@ -305,7 +305,7 @@ class TransformersEngine(Engine):
         removing rows writes into them in place.
         """
         self._leave(batch, [s.cancelled for s in batch.seqs])
-        self._drop_cancelled_prefills()
+        self._prefilling = self._reuse.drop_cancelled(self._prefilling)
         self._admit(waiting, batch)
         self._prefill(waiting, batch)
         if batch.seqs:  # rows that just joined decode their second token in the same forward
@@ -317,14 +317,6 @@ class TransformersEngine(Engine):
         if any(leave):
             self._reuse.leave(batch, [r for r, gone in enumerate(leave) if gone])
             batch.keep_where(leave)
-
-    def _drop_cancelled_prefills(self) -> None:
-        """A request cancelled mid-prefill leaves; the prompt KV it computed so far is kept."""
-        for row in [r for r in self._prefilling if r.seq.cancelled]:
-            self._prefilling.remove(row)
-            if row.batch is not None:
-                self._reuse.keep(row.seq, row.batch.cache, 0, 0, row.done)
-            self._reuse.end(row.seq)
 
     def _prefill(self, waiting: deque[Sequence], batch: Batch) -> None:
         """Spend this step's prompt budget on the waiting prompts, oldest first; done rows join."""
