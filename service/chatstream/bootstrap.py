@@ -57,6 +57,7 @@ class ServiceOptions:
     repetition_penalty_method: str = D.repetition_penalty_method
     add_special_tokens: bool | None = None
     kv_cache_tokens: int = 0
+    prefix_cache_tokens: int | None = None
     prefill_chunk_tokens: int = 512
     max_new_tokens_cap: int = 4096
     max_input_chars: int = 16_000
@@ -90,6 +91,7 @@ def build_service(
             mock_params=dict(o.mock_params) if o.mock_params else {"type": "round"},
             max_batch_size=o.num_of_concurrent_executions,
             kv_cache_tokens=o.kv_cache_tokens,
+            prefix_cache_tokens=o.prefix_cache_tokens,
             prefill_chunk_tokens=o.prefill_chunk_tokens,
             model_name=o.model_name,
         )

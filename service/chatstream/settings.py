@@ -89,6 +89,12 @@ class Settings(BaseSettings):
         512, ge=16, description="Token budget for prompt processing per engine step."
     )
     max_new_tokens_cap: int = Field(4096, ge=1, description="Upper bound on max_new_tokens from clients.")
+    prefix_cache_tokens: int | None = Field(
+        None,
+        ge=0,
+        description="KV prefix cache budget in tokens, shared by all conversations; unset = "
+        "kv_cache_tokens when set, else a quarter of the memory free at start (at most 1,048,576); 0 = off.",
+    )
 
     # --- HTTP server -------------------------------------------------------------------------
     host: str = "127.0.0.1"

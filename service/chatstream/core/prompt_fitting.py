@@ -7,9 +7,18 @@ still too long keeps its newest tokens. The engine gets the token ids and never 
 from __future__ import annotations
 
 import uuid
+import zlib
 
 from ..engine.base import Engine, GenerationRequest, SamplingParams
 from ..prompts.base import AbstractChatPrompt
+
+
+def prompt_template_name(prompt: AbstractChatPrompt) -> str:
+    """What keeps one prompt format's cached KV apart from another's (the class and, for the chat
+    template, the tokenizer's template text)."""
+    name = f"{type(prompt).__module__}.{type(prompt).__qualname__}"
+    template = getattr(getattr(prompt, "tokenizer", None), "chat_template", None)
+    return f"{name}:{zlib.crc32(template.encode()):08x}" if isinstance(template, str) else name
 
 
 def fit_prompt(
@@ -44,6 +53,7 @@ def fit_prompt(
         params=params,
         prompt_token_ids=ids,
         add_special_tokens=add_special_tokens,
+        template=prompt_template_name(working),
         last_user_message=working.undo_input_replacement(working.get_requester_last_msg() or ""),
         turn=working.get_turn(),
     )
