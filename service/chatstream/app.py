@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from .api.errors import install_error_handlers
 from .api.health import health_router
 from .api.http import SERVICE_STATE
+from .api.openapi_docs import docs_router
 from .api.seed_routes import seed_router, select_names
 from .api.web_page import UI_INIT_STATE
 from .bootstrap import service_from_settings
@@ -52,21 +53,21 @@ def freeze_startup_heap() -> None:
 
 
 def create_app(settings: Settings | None = None, service: ChatService | None = None) -> FastAPI:
-    """Build the service. Refuses the default session secret unless ``dev_mode`` or mock mode."""
+    """Build the service; refuses the placeholder session secret where settings say a real one is
+    required (:meth:`Settings.check_session_secret`)."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
-    if settings.uses_default_secret and not (settings.dev_mode or settings.use_mock_response):
-        raise ValueError(
-            "CHATSTREAM_SESSION_SECRET is the built-in default: set a secret, or pass --dev-mode "
-            "(or --mock) to run with it on a development machine"
-        )
+    settings.check_session_secret()
+    if settings.uses_embedded_sqlite:
+        settings.ensure_data_dir()
     service = service or service_from_settings(settings)
     app = FastAPI(
         title="chatstream",
         version=__version__,
         lifespan=_lifespan(service, settings),
         root_path=settings.root_path,
-        docs_url="/docs",
+        docs_url=None,  # served offline by api/openapi_docs.py
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
@@ -116,6 +117,7 @@ def _include_routers(app: FastAPI, service: ChatService, settings: Settings) -> 
     from .api.openai import openai_router
 
     app.include_router(health_router())
+    app.include_router(docs_router(app.openapi_url or "/openapi.json", app.title))
     names = select_names({"all": True})
     if not settings.web_ui:
         names.discard("web_ui")
@@ -130,33 +132,47 @@ def session_secret(settings: Settings) -> str:
     """The configured secret, or a generated one in place of the public built-in default.
 
     With the embedded SQLite history (the zero-config start) the generated secret is kept in a file
-    beside the database, so browser conversations survive a restart as the history does; with memory
-    sessions a per-process secret loses nothing. No cookie is ever signed with a string that is
-    printed in the source code.
+    beside the database in ``data_dir``, so browser conversations survive a restart as the history
+    does; with memory sessions a per-process secret loses nothing. No cookie is ever signed with a
+    string that is printed in the source code.
     """
     if not settings.uses_default_secret:
         return settings.session_secret
-    if settings.history != "memory" and not settings.database_url:
-        path = Path(settings.sqlite_path).expanduser().resolve().with_suffix(".session-secret")
+    if settings.uses_embedded_sqlite:
+        path = Path(settings.sqlite_path).with_suffix(".session-secret")
         try:
-            return _stored_secret(path)
+            return stored_secret(path)
         except OSError as exc:
             logger.warning("could not keep a session secret in %s: %s", path, exc)
     logger.warning("no CHATSTREAM_SESSION_SECRET: signing session cookies with a random per-process key")
     return secrets.token_urlsafe(32)
 
 
-def _stored_secret(path: Path) -> str:
-    if path.exists():
+def stored_secret(path: Path) -> str:
+    """The key kept in ``path``, created (mode 0600) on first use.
+
+    The file appears whole or not at all (written aside, then hard-linked into place), so workers
+    starting together all end up with the one key that won.
+    """
+    try:
         value = path.read_text().strip()
         if len(value) >= 32:
             return value
-    value = secrets.token_urlsafe(32)
+        path.unlink()  # a damaged file: replace it
+    except FileNotFoundError:
+        pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(value + "\n")
-    logger.warning(
-        "no CHATSTREAM_SESSION_SECRET: signing session cookies with a generated key kept in %s", path
-    )
-    return value
+        handle.write(secrets.token_urlsafe(32) + "\n")
+    try:
+        os.link(draft, path)
+        logger.warning(
+            "no CHATSTREAM_SESSION_SECRET: signing session cookies with a generated key kept in %s", path
+        )
+    except FileExistsError:
+        pass  # another process was first: use its key
+    finally:
+        draft.unlink()
+    return path.read_text().strip()

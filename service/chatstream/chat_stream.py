@@ -1,25 +1,30 @@
 """``ChatStream``: the seed's public class, a thin facade over the chat service.
 
-It keeps the seed's constructor options and methods (``start_queue_worker``,
-``handle_starlette_request``/``handle_chat_stream_request``, ``append_apis``,
-``handle_console_input``) and delegates: :mod:`chatstream.bootstrap` builds the
-:class:`~chatstream.core.service.ChatService`, :mod:`chatstream.api` serves HTTP and
-:mod:`chatstream.console.local` the console. Nothing inside the package imports this module.
+It keeps the constructor options and methods of the seed and of ChatStream 0.3.0
+(``start_queue_worker``/``queue_worker``, one ``handle_*_request`` per endpoint, ``index``/``js``,
+``append_apis``, ``append_middlewares``, ``handle_console_input``) and delegates:
+:mod:`chatstream.bootstrap` builds the :class:`~chatstream.core.service.ChatService`,
+:mod:`chatstream.api` serves HTTP (the same functions behind the mounted routes and these methods)
+and :mod:`chatstream.console.local` the console. Nothing inside the package imports this module.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .api import seed_handlers as handlers
 from .api.errors import install_error_handlers
 from .api.http import SERVICE_STATE
 from .api.schemas import load_body
 from .api.seed_chat import chat_stream_response
+from .api.seed_middlewares import append_middlewares
+from .api.seed_page import PageArgument, index_response, script_response
 from .api.seed_routes import seed_router, select_names
 from .bootstrap import ServiceOptions, build_service
 from .console.local import console_turn
@@ -64,10 +69,13 @@ class ChatStream:
         *,
         engine: Engine | None = None,
         mock_type: str | None = None,
+        token_sampler: Any = None,
         **options: Any,
     ) -> None:
         """The seed's 19 options; keyword-only extras are :class:`~chatstream.bootstrap.ServiceOptions`
-        fields (``kv_cache_tokens``, ``prefill_chunk_tokens``, ``max_new_tokens_cap``, …)."""
+        fields (``kv_cache_tokens``, ``prefill_chunk_tokens``, …). ``token_sampler`` (0.3.0's option)
+        is kept as :attr:`token_sampler`; the engine samples with its own sampler for now."""
+        self.token_sampler = token_sampler
         seed_options = ServiceOptions(
             device=device,
             num_of_concurrent_executions=num_of_concurrent_executions,
@@ -139,6 +147,18 @@ class ChatStream:
         """Start the engine worker and open the history store (the seed's startup hook)."""
         await self.service.start()
 
+    async def queue_worker(self) -> None:
+        """0.3.0's worker coroutine: serves until its task is cancelled, then stops the service.
+
+        ``asyncio.create_task(chat_stream.queue_worker())`` is what 0.3.0's ``start_queue_worker``
+        did; here the engine runs its own worker, so this only holds the service open.
+        """
+        await self.service.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.service.shutdown()
+
     async def shutdown(self, drain_timeout: float = 0.0) -> bool:
         """Refuse new work, let admitted work finish for up to ``drain_timeout`` s, then stop."""
         return await self.service.shutdown(drain_timeout)
@@ -155,6 +175,47 @@ class ChatStream:
 
     handle_starlette_request = handle_chat_stream_request
 
+    # One method per seed endpoint, so each can be mounted on a path of the user's choosing; each
+    # answers exactly as the route ``append_apis`` mounts (both call api.seed_handlers).
+    async def handle_clear_context_request(
+        self, request: Request, request_body: Any = None, callback: Any = None
+    ) -> Response:
+        """Forget the conversation (``callback`` is accepted for 0.3.0's signature, never called)."""
+        return await handlers.clear_context_response(self.service, request, request_body)
+
+    async def handle_get_prompt_request(self, request: Request) -> Response:
+        return await handlers.get_prompt_response(self.service, request)
+
+    async def handle_set_generation_params_request(
+        self, request: Request, request_body: Any = None
+    ) -> Response:
+        return await handlers.set_generation_params_response(self.service, request, request_body)
+
+    async def handle_get_generation_params_request(self, request: Request) -> Response:
+        return await handlers.get_generation_params_response(self.service, request)
+
+    async def handle_set_feedback_request(
+        self, request: Request, opts: Mapping[str, Any] | None = None, request_body: Any = None
+    ) -> Response:
+        """Store feedback; ``opts={"on_feedback_received": fn}`` then calls ``fn(feedback_dict)``."""
+        callback = (opts or {}).get("on_feedback_received")
+        return await handlers.set_feedback_response(self.service, request, request_body, callback)
+
+    async def handle_get_load_request(self, request: Request | None = None) -> Response:
+        return handlers.get_load_response(self.service)
+
+    async def handle_get_resource_usage_request(self, request: Request | None = None) -> Response:
+        return handlers.resource_usage_response()
+
+    async def index(self, *args: PageArgument, opts: Mapping[str, Any] | None = None) -> Response:
+        """The chat page: ``index(request, response, opts)`` or ``index(response, opts=...)``, with
+        ``opts={"ui_init_params": {...}}`` (welcomeMessage, developMode, style_opts, …)."""
+        return index_response(args, opts)
+
+    async def js(self, *args: PageArgument) -> Response:
+        """The page's script: ``js(request, response)`` or ``js(response)``."""
+        return script_response(args)
+
     def append_apis(self, app: Any, opts: dict[str, Any] | None = None) -> None:
         """Add the seed's endpoints to ``app``: ``{"all": True}``, ``{"include": [...]}`` or
         ``{"exclude": [...]}``."""
@@ -164,6 +225,10 @@ class ChatStream:
         setattr(app.state, SERVICE_STATE, self.service)
         install_error_handlers(app)
         app.include_router(seed_router(select_names(opts or {"all": True})))
+
+    def append_middlewares(self, app: Any, opts: Mapping[str, Any] | None = None) -> None:
+        """Add the session middleware the endpoints need (0.3.0's ``fast_session``/``cors`` options)."""
+        append_middlewares(app, opts)
 
     # --- console --------------------------------------------------------------------------------
     async def handle_console_input(self, user_input: str) -> AsyncIterator[tuple[str, str, str]]:

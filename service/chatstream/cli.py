@@ -18,6 +18,8 @@ from typing import Any
 from .settings import Settings
 
 ALIASES = {"use_mock_response": ["--mock"]}
+#: defaults that --help describes instead of printing (the placeholder secret is no secret to use)
+DEFAULT_TEXT = {"session_secret": "unset: a generated key where that is safe, see docs/security.md"}
 
 
 def _field_kind(annotation: Any) -> str:
@@ -34,13 +36,29 @@ def _field_kind(annotation: Any) -> str:
     return "value"
 
 
+def default_text(name: str) -> str:
+    """A settings field's default as ``--help`` shows it (JSON for lists, maps and booleans)."""
+    if name in DEFAULT_TEXT:
+        return DEFAULT_TEXT[name]
+    value = Settings.model_fields[name].get_default(call_default_factory=True)
+    if value is None:
+        return "none"
+    if isinstance(value, bool | dict | list):
+        return json.dumps(value)
+    return str(value) if value != "" else '""'
+
+
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per settings field; bools get ``--flag/--no-flag``."""
+    """One flag per settings field, its default in the help; bools get ``--flag/--no-flag``."""
     for name, field in Settings.model_fields.items():
         flag = "--" + name.replace("_", "-")
         flags = [flag, *ALIASES.get(name, [])]
         kind = _field_kind(field.annotation)
-        help_text = (field.description or "") + f" [env CHATSTREAM_{name.upper()}]"
+        description = (field.description or "").rstrip(".")
+        details = f"default: {default_text(name)}; env CHATSTREAM_{name.upper()}".replace("%", "%%")
+        if typing.get_origin(field.annotation) is typing.Literal:
+            details = "one of " + "|".join(map(str, typing.get_args(field.annotation))) + "; " + details
+        help_text = f"{description} ({details})" if description else f"({details})"
         if kind == "bool":
             parser.add_argument(
                 *flags, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
@@ -79,6 +97,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from .history.migrate import upgrade_to_head
 
     settings = settings_from_args(args)
+    if not settings.database_url:
+        settings.ensure_data_dir()
     upgrade_to_head(settings.database_url or _sqlite_url(settings))
     print("database is at the newest schema revision")
     return 0

@@ -35,6 +35,11 @@ OPEN_PATHS = frozenset(
         "/docs",
         "/docs/oauth2-redirect",
         "/redoc",
+        # the docs pages' own assets (api/openapi_docs.py serves them from the installed package)
+        "/docs/assets/swagger-ui-bundle.js",
+        "/docs/assets/swagger-ui.css",
+        "/docs/assets/redoc.standalone.js",
+        "/docs/assets/favicon.png",
     }
 )
 

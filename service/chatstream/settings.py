@@ -9,13 +9,28 @@ wiring from ``Settings.model_fields``: a field added here is a field the chart m
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SESSION_SECRET = "chatstream-dev-secret-change-me"
+SECRET_HELP = (
+    "Set CHATSTREAM_SESSION_SECRET (or --session-secret) to one long random string shared by every "
+    'process, e.g. CHATSTREAM_SESSION_SECRET="$(openssl rand -hex 32)"; with the Helm chart, '
+    "secrets.sessionSecret or secrets.existingSecret (key session-secret). --dev-mode starts anyway, "
+    "with a key of its own in each process."
+)
+
+
+def default_data_dir() -> str:
+    """``$XDG_DATA_HOME/chatstream``, else ``~/.local/share/chatstream`` (the XDG base directory rule)."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "chatstream")
 
 
 RepetitionPenaltyMethod = Literal["multiplicative", "subtractive"]
@@ -128,7 +143,13 @@ class Settings(BaseSettings):
         "auto", description="'sql' keeps chat history in the database; 'memory' in process sessions."
     )
     database_url: str | None = Field(None, description="SQLAlchemy async URL; none = embedded SQLite.")
-    sqlite_path: str = "chatstream.db"
+    data_dir: str = Field(
+        default_factory=default_data_dir,
+        description="Where runtime files live (the embedded SQLite database, the generated session key).",
+    )
+    sqlite_path: str = Field(
+        "chatstream.db", description="The embedded SQLite file; relative to data_dir unless absolute."
+    )
     db_pool_size: int = Field(10, ge=1)
     db_timeout_sec: float = Field(5.0, gt=0)
     auto_migrate: bool = True
@@ -183,9 +204,10 @@ class Settings(BaseSettings):
             raise ValueError(f"mock_params.type must be round, long or echo, not {mock_type!r}")
         if self.turn_lease_sec < 2 * self.history_write_interval_sec:
             raise ValueError("turn_lease_sec must be at least twice history_write_interval_sec")
-        if not self.use_mock_response and not self.model:
-            # Not an error here: `chatstream serve` reports it; the library may be used without it.
-            pass
+        # Runtime files stay together: a relative database path is taken inside the data directory.
+        self.data_dir = str(Path(self.data_dir).expanduser().absolute())
+        sqlite = Path(self.sqlite_path).expanduser()
+        self.sqlite_path = str(sqlite if sqlite.is_absolute() else Path(self.data_dir) / sqlite)
         return self
 
     @property
@@ -200,3 +222,41 @@ class Settings(BaseSettings):
     @property
     def uses_default_secret(self) -> bool:
         return self.session_secret == DEFAULT_SESSION_SECRET
+
+    @property
+    def uses_embedded_sqlite(self) -> bool:
+        """History in the SQLite file under ``data_dir`` (the zero-config start)."""
+        return self.history != "memory" and not self.database_url
+
+    def ensure_data_dir(self) -> Path:
+        """Create ``data_dir`` (owner-only) and the database file's folder; returns ``data_dir``."""
+        path = Path(self.data_dir)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        Path(self.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def session_secret_refusal(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """Why the built-in placeholder may not stand in for a secret here; None when it may.
+
+        One process on one machine gets a generated key instead (kept beside the embedded SQLite
+        database, or per process with memory sessions). Where several processes must accept each
+        other's cookies, each would generate a different key: a configured database (replicas share
+        conversations through it) or a Kubernetes pod (the chart's replicas, ``KUBERNETES_SERVICE_HOST``
+        is set in every pod). ``dev_mode`` accepts the risk.
+        """
+        if not self.uses_default_secret or self.dev_mode:
+            return None
+        env = os.environ if environ is None else environ
+        if self.database_url:
+            reason = "a database is configured (CHATSTREAM_DATABASE_URL), so several replicas may share it"
+        elif env.get("KUBERNETES_SERVICE_HOST"):
+            reason = "this runs in a Kubernetes pod, where replicas must share one key"
+        else:
+            return None
+        return f"CHATSTREAM_SESSION_SECRET is not set and {reason}. {SECRET_HELP}"
+
+    def check_session_secret(self) -> None:
+        """Raise ``ValueError`` (the CLI exits 2 with its message) where a real secret is required."""
+        refusal = self.session_secret_refusal()
+        if refusal:
+            raise ValueError(refusal)

@@ -163,18 +163,62 @@ def test_mock_mode_without_a_secret_signs_with_a_random_key(tmp_path):
         assert "random per-process key" in server.log()
 
 
-def test_real_model_mode_refuses_the_default_secret(tmp_path):
+def _serve_without_a_secret(tmp_path, *args: str, extra_env: dict[str, str] | None = None):
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("CHATSTREAM_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "chatstream", "serve", "--history", "memory", "--model", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=tmp_path,
+    env.update(extra_env or {})
+    command = [sys.executable, "-m", "chatstream", "serve", "--data-dir", str(tmp_path), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "args, extra_env, reason",
+    [
+        (
+            ("--database-url", "postgresql+asyncpg://127.0.0.1:9/none", "--mock"),
+            {},
+            "a database is configured",
+        ),
+        (("--model", "/nonexistent", "--database-url", "sqlite+aiosqlite:////tmp/x.db"), {}, "a database"),
+        (("--mock", "--history", "memory"), {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, "Kubernetes pod"),
+    ],
+)
+def test_the_placeholder_secret_is_refused_where_processes_must_share_a_key(
+    tmp_path, args, extra_env, reason
+):
+    """Exit 2 before anything loads, with a message that says exactly what to set."""
+    result = _serve_without_a_secret(tmp_path, *args, extra_env=extra_env)
+    assert result.returncode == 2, result.stderr
+    message = result.stderr
+    assert (
+        message.startswith("chatstream: error: CHATSTREAM_SESSION_SECRET is not set and ")
+        and reason in message
     )
-    assert result.returncode != 0
-    assert "CHATSTREAM_SESSION_SECRET" in result.stderr
+    assert (
+        'CHATSTREAM_SESSION_SECRET="$(openssl rand -hex 32)"' in message
+        and "secrets.sessionSecret" in message
+    )
+    assert "Traceback" not in message
+
+
+def test_dev_mode_accepts_the_placeholder_where_it_would_be_refused(tmp_path):
+    env = {"CHATSTREAM_SESSION_SECRET": DEFAULT_SESSION_SECRET, "KUBERNETES_SERVICE_HOST": "10.0.0.1"}
+    with run_server("--mock", "--history", "memory", "--dev-mode", env=env, log_dir=tmp_path) as server:
+        assert httpx.post(server.url + "/chat_stream", json={"user_input": "hi"}).status_code == 200
+        assert "random per-process key" in server.log()
+
+
+def test_the_secret_policy_lives_in_the_settings():
+    from chatstream.settings import Settings
+
+    local = Settings(model="m", _env_file=None)
+    assert local.uses_default_secret and local.session_secret_refusal(environ={}) is None
+    assert Settings(model="m", database_url="postgresql://h/db").session_secret_refusal(environ={})
+    assert local.session_secret_refusal(environ={"KUBERNETES_SERVICE_HOST": "10.0.0.1"})
+    keyed = Settings(model="m", database_url="postgresql://h/db", session_secret="s" * 40)
+    assert keyed.session_secret_refusal(environ={"KUBERNETES_SERVICE_HOST": "x"}) is None
+    assert (
+        Settings(dev_mode=True, database_url="postgresql://h/db").session_secret_refusal(environ={}) is None
+    )
 
 
 # --- CORS ----------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The seed's endpoints: chat_stream, clear_context, get_prompt, generation params, feedback, load.
 
 Each route fetches the service from ``app.state`` (see :func:`~chatstream.api.http.get_service`) and
-stays a few lines; the work is in the service, the history handler and :mod:`.seed_chat`.
+is one line; the work is in :mod:`.seed_chat` and :mod:`.seed_handlers`, which ``ChatStream``'s
+``handle_*_request`` methods call too.
 """
 
 from __future__ import annotations
@@ -9,13 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from ..core.service import ChatService
-from ..errors import bad_request
-from ..resources import resource_usage
-from .http import conversation_id, get_service, parse_model, read_json_object
-from .schemas import FeedbackBody, GenerationParams, load_body
+from . import seed_handlers as handlers
+from .http import get_service
 from .seed_chat import chat_stream_response
 from .web_page import UI_INIT_STATE, asset_response, page_response
 
@@ -30,65 +28,38 @@ SEED_API_NAMES = (
     "get_resource_usage",
     "web_ui",
 )
-PARAM_KEYS = ("temperature", "top_k", "top_p")
 
 
 async def chat_stream(request: Request) -> Response:
     return await chat_stream_response(get_service(request), request)
 
 
-async def clear_context(request: Request) -> JSONResponse:
-    body = await read_json_object(request)
-    await get_service(request).request_handler.clear_context(request, conversation_id(request, body))
-    return JSONResponse({"success": True})
+async def clear_context(request: Request) -> Response:
+    return await handlers.clear_context_response(get_service(request), request)
 
 
-async def get_prompt(request: Request) -> JSONResponse:
-    prompt = await get_service(request).request_handler.get_prompt(request, conversation_id(request))
-    if prompt is None:
-        return JSONResponse({"prompt": "", "messages": []})
-    messages = prompt.to_messages()
-    ids = getattr(prompt, "message_ids", None)
-    if ids:  # stores that know each message's id (the SQL history) name them
-        said = [m for m in messages if m["role"] != "system"]
-        for message, message_id in zip(said, ids, strict=False):
-            message["id"] = message_id
-    return JSONResponse({"prompt": prompt.create_prompt(), "messages": messages})
+async def get_prompt(request: Request) -> Response:
+    return await handlers.get_prompt_response(get_service(request), request)
 
 
-async def set_generation_params(request: Request) -> JSONResponse:
-    service = get_service(request)
-    body = await read_json_object(request)
-    conversation = conversation_id(request, body)
-    body.pop("conversation_id", None)
-    values = parse_model(GenerationParams, body).model_dump(exclude_none=True)
-    if not values:
-        raise bad_request("give at least one of temperature, top_k, top_p")
-    current = await service.request_handler.set_generation_params(request, values, conversation)
-    return JSONResponse({"success": True, "generation_params": _effective(service, current)})
+async def set_generation_params(request: Request) -> Response:
+    return await handlers.set_generation_params_response(get_service(request), request)
 
 
-async def get_generation_params(request: Request) -> JSONResponse:
-    service = get_service(request)
-    current = await service.request_handler.get_generation_params(request, conversation_id(request))
-    return JSONResponse({"generation_params": _effective(service, current)})
+async def get_generation_params(request: Request) -> Response:
+    return await handlers.get_generation_params_response(get_service(request), request)
 
 
-async def set_feedback(request: Request) -> JSONResponse:
-    body = await read_json_object(request)
-    feedback = parse_model(FeedbackBody, body)
-    await get_service(request).request_handler.set_feedback(
-        request, feedback.message_id, feedback.is_like, feedback.form_data, conversation_id(request, body)
-    )
-    return JSONResponse({"success": True})
+async def set_feedback(request: Request) -> Response:
+    return await handlers.set_feedback_response(get_service(request), request)
 
 
-async def get_load(request: Request) -> JSONResponse:
-    return JSONResponse(load_body(get_service(request).load()))
+async def get_load(request: Request) -> Response:
+    return handlers.get_load_response(get_service(request))
 
 
-async def get_resource_usage() -> JSONResponse:
-    return JSONResponse(resource_usage())
+async def get_resource_usage() -> Response:
+    return handlers.resource_usage_response()
 
 
 async def index(request: Request) -> Response:
@@ -105,10 +76,6 @@ async def style(name: str) -> Response:
 
 async def vendor_asset(name: str) -> Response:
     return asset_response(f"vendor/{name}")
-
-
-def _effective(service: ChatService, overrides: dict[str, Any]) -> dict[str, Any]:
-    return service.generation.effective(overrides, PARAM_KEYS)
 
 
 OPS = {"tags": ["ops"]}

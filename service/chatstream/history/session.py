@@ -60,6 +60,7 @@ class SimpleSessionRequestHandler(RequestHandler):
         prompt = session.get("chat_prompt")
         if prompt is None and create:
             prompt = self.chat_prompt_clazz()
+            prompt.build_initial_prompt(prompt)  # the class's initial context (0.3.0 does the same)
             session["chat_prompt"] = prompt
         return prompt
 
@@ -90,6 +91,7 @@ class SimpleSessionRequestHandler(RequestHandler):
         prompt = self._prompt(session, create=False)
         if prompt is not None:
             prompt.clear()
+            prompt.build_initial_prompt(prompt)  # a cleared conversation starts as a new one does
         save_session(request)
 
     async def get_prompt(self, request: Request, conversation_id: str | None = None):
