@@ -79,6 +79,7 @@ def build_service(
     request_handler: RequestHandler | None = None,
     engine: Engine | None = None,
     logger: logging.Logger | None = None,
+    token_sampler: Any = None,
 ) -> ChatService:
     """A ready-to-start service: the given engine, or one built for ``model`` (or the mock)."""
     o = options
@@ -94,6 +95,7 @@ def build_service(
             prefix_cache_tokens=o.prefix_cache_tokens,
             prefill_chunk_tokens=o.prefill_chunk_tokens,
             model_name=o.model_name,
+            token_sampler=token_sampler,
         )
     service = ChatService(
         engine,

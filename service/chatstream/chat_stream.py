@@ -73,8 +73,9 @@ class ChatStream:
         **options: Any,
     ) -> None:
         """The seed's 19 options; keyword-only extras are :class:`~chatstream.bootstrap.ServiceOptions`
-        fields (``kv_cache_tokens``, ``prefill_chunk_tokens``, …). ``token_sampler`` (0.3.0's option)
-        is kept as :attr:`token_sampler`; the engine samples with its own sampler for now."""
+        fields (``kv_cache_tokens``, ``prefill_chunk_tokens``, …). ``token_sampler`` (0.3.0's option):
+        a sampler with ``do_sample(logits, top_k, top_p, temperature, past_tokens, penalty, …)``
+        that the engine calls for every row (``TokenSamplerHft`` is the engine's own order)."""
         self.token_sampler = token_sampler
         seed_options = ServiceOptions(
             device=device,
@@ -98,6 +99,7 @@ class ChatStream:
             model=model,
             tokenizer=tokenizer,
             chat_prompt_clazz=chat_prompt_clazz,
+            token_sampler=token_sampler,
             request_handler=request_handler,
             engine=engine,
             logger=logger,

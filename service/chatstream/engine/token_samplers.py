@@ -216,3 +216,34 @@ class TokenSamplerIsok(TokenSamplerBase):
 
     def get_sampler(self) -> TokenSamplerBuilder:
         return self.sampler
+
+
+def sample_rows(sampler: Any, logits: torch.Tensor, seqs: Sequence[Any]) -> list[int]:
+    """One token per row with a user's sampler (the ``token_sampler=`` option), in its own order of
+    penalties and filters. ``seqs`` are the engine's sequences (``request.params``, ``ids``,
+    ``generator``); a seeded request's generator goes to our samplers, which accept it."""
+    picks = []
+    for row, seq in enumerate(seqs):
+        p = seq.request.params
+        extra = {"generator": seq.generator} if isinstance(sampler, TokenSamplerBase) else {}
+        picks.append(
+            int(
+                sampler.do_sample(
+                    logits[row],
+                    top_k=p.top_k,
+                    top_p=p.top_p,
+                    temperature=p.temperature,
+                    past_tokens=seq.ids,
+                    penalty=p.repetition_penalty,
+                    penalty_method=p.repetition_penalty_method,
+                    **extra,
+                )
+            )
+        )
+    return picks
+
+
+def custom_sampler(sampler: Any) -> Any:
+    """The sampler the engine must call per row, or None where its own batched sampling is the same
+    (no sampler, or exactly :class:`TokenSamplerHft`: transformers' order, as the engine samples)."""
+    return None if sampler is None or type(sampler) is TokenSamplerHft else sampler

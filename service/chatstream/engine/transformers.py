@@ -38,6 +38,7 @@ from .prefill import KVReuse, RowPrefill
 from .prefix_cache import PrefixCache, auto_budget, kv_bytes_per_token
 from .sampling import choose_token, choose_tokens
 from .text import special_token_ids
+from .token_samplers import sample_rows
 
 logger = logging.getLogger("chatstream.engine")
 
@@ -73,6 +74,7 @@ class TransformersEngine(Engine):
         model_name: str = "model",
         prefix_cache_tokens: int | None = None,
         prefix_cache_ttl: float = 3600.0,
+        token_sampler: Any = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -81,6 +83,7 @@ class TransformersEngine(Engine):
         self.kv_cache_tokens = kv_cache_tokens
         self.prefill_chunk_tokens = max(1, prefill_chunk_tokens)
         self.model_name = model_name
+        self.token_sampler = token_sampler  # a user's per-row sampler; None: batched sampling
         self.dtype = str(next(model.parameters()).dtype).replace("torch.", "")
         self.num_layers = int(getattr(model.config, "num_hidden_layers", 0) or len(model.model.layers))
         self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
@@ -207,8 +210,7 @@ class TransformersEngine(Engine):
         }
         if self._logits_kwarg:
             kwargs[self._logits_kwarg] = 1
-        # a model spread over several GPUs returns its logits on the last one
-        return self.model(**kwargs).logits[:, -1].to(self.device)
+        return self.model(**kwargs).logits[:, -1].to(self.device)  # several GPUs: it was on the last
 
     @torch.inference_mode()
     def _prefill_chunk(self, row: RowPrefill, tokens: int) -> torch.Tensor | None:
@@ -228,6 +230,8 @@ class TransformersEngine(Engine):
         """A token per row; a row whose sampling fails gets None and its request fails alone."""
         params = [s.request.params for s in seqs]
         try:
+            if self.token_sampler is not None:
+                return sample_rows(self.token_sampler, logits, seqs)
             return list(choose_tokens(logits, params, [s.seen for s in seqs], [s.generator for s in seqs]))
         except Exception:
             picks: list[int | None] = []
