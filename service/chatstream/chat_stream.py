@@ -26,6 +26,7 @@ from .api.seed_chat import chat_stream_response
 from .api.seed_middlewares import append_middlewares
 from .api.seed_page import PageArgument, index_response, script_response
 from .api.seed_routes import seed_router, select_names
+from .api.web_page import UI_INIT_STATE
 from .bootstrap import ServiceOptions, build_service
 from .console.local import console_turn
 from .core.service import ChatService
@@ -220,11 +221,13 @@ class ChatStream:
 
     def append_apis(self, app: Any, opts: dict[str, Any] | None = None) -> None:
         """Add the seed's endpoints to ``app``: ``{"all": True}``, ``{"include": [...]}`` or
-        ``{"exclude": [...]}``."""
+        ``{"exclude": [...]}``; ``"web_ui_params"`` (0.3.0's option) are the page's ``ui_init_params``."""
         current = getattr(app.state, SERVICE_STATE, None)
         if current is not None and current is not self.service:
             raise ValueError("this app already serves another ChatStream")
         setattr(app.state, SERVICE_STATE, self.service)
+        if opts and opts.get("web_ui_params"):
+            setattr(app.state, UI_INIT_STATE, dict(opts["web_ui_params"]))
         install_error_handlers(app)
         app.include_router(seed_router(select_names(opts or {"all": True})))
 

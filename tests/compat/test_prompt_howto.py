@@ -53,3 +53,9 @@ def test_a_stop_string_ends_the_reply(prompt_server):
     with prompt_server.client() as client:
         reply = client.post("/titanic/chat_stream", json={"user_input": "say this </s> but not this"})
     assert last_text(reply.text) == "say this "
+
+
+def test_append_apis_takes_the_page_options(prompt_server):
+    with prompt_server.client() as client:
+        page = client.get("/")
+    assert page.status_code == 200 and '"welcomeMessage": "Ask the how-to\'s model"' in page.text

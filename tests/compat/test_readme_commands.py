@@ -48,7 +48,8 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def user_env(checkout: Path, port: int | None = None) -> dict[str, str]:
     """A new user's shell: a home of its own, no CHATSTREAM_* settings, this checkout's code."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHATSTREAM_", "XDG_"))}
+    prefixes = ("CHATSTREAM_", "XDG_", "KUBERNETES_")  # a laptop, not a pod
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env.update(HOME=str(checkout.parent / "home"), PYTHONPATH=str(checkout / "service"), PYTHONUNBUFFERED="1")
     if port is not None:
         env["CHATSTREAM_PORT"] = str(port)  # the command stays as written; the port must be free

@@ -81,7 +81,13 @@ titanic = make_chat_stream(ChatPromptTitanic)
 
 app = FastAPI()
 chat_stream.append_middlewares(app)
-chat_stream.append_apis(app, {"include": ["chat_stream", "get_prompt", "clear_context"]})
+chat_stream.append_apis(
+    app,
+    {
+        "include": ["chat_stream", "get_prompt", "clear_context", "web_ui"],
+        "web_ui_params": {"welcomeMessage": "Ask the how-to's model"},
+    },
+)
 
 
 @app.post("/titanic/chat_stream")
