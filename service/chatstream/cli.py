@@ -54,7 +54,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + name.replace("_", "-")
         flags = [flag, *ALIASES.get(name, [])]
         kind = _field_kind(field.annotation)
-        description = (field.description or "").rstrip(".")
+        description = (field.description or "").rstrip(".").replace("%", "%%")  # argparse formats help
         details = f"default: {default_text(name)}; env CHATSTREAM_{name.upper()}".replace("%", "%%")
         if typing.get_origin(field.annotation) is typing.Literal:
             details = "one of " + "|".join(map(str, typing.get_args(field.annotation))) + "; " + details
