@@ -55,3 +55,21 @@ def test_serve_benchmark_measures_http_against_in_process(tiny_model_dir: Path, 
     assert min(http) / max(local) <= row["ratio_to_in_process"] <= max(http) / min(local)
     assert row["healthz_probes"] > 0 and row["healthz_p99_ms"] > 0
     assert "chatstream serve" in printed
+
+
+def test_compare_benchmark_alternates_checkouts(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "compare.json"
+    args = ["--model", str(tiny_model_dir), "--n", "2", "--new-tokens", "4", "--prompt-tokens", "20"]
+    sides = ["--side", f"a={REPO}:engine-off", "--side", f"b={REPO}:engine"]
+    printed = _run("compare.py", *args, *sides, "--rounds", "2", "--out", str(out))
+    report = json.loads(out.read_text())
+    assert report["sides"] == {
+        "a engine-off": {"checkout": str(REPO), "mode": "engine-off"},
+        "b engine": {"checkout": str(REPO), "mode": "engine"},
+    }
+    first, second = report["results"]
+    assert first["ratio_to_first"] == 1.0 and len(first["runs_tokens_per_s"]) == 2
+    # two rounds: the mean of the two within-round ratios, between the extremes of the cross ratios
+    b, a = second["runs_tokens_per_s"], first["runs_tokens_per_s"]
+    assert min(b) / max(a) <= second["ratio_to_first"] <= max(b) / min(a)
+    assert "b engine" in printed and "× first" in printed
