@@ -46,6 +46,7 @@ RESULTS = REPO / "bench" / "results"
 sys.path.insert(0, str(REPO))
 
 from bench.engine_baselines import arrive, run_ceiling, run_seed, run_static, summarise  # noqa: E402
+from bench.provenance import code_under_test  # noqa: E402
 
 MODEL_SIZES = {
     "hidden_size": 512,
@@ -292,6 +293,7 @@ def write_report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> Path:
 
     report = {
         "benchmark": "engine",
+        "code": code_under_test(),
         "model": str(args.model),
         "parameters": rows[0]["parameters"],
         "device": args.device,

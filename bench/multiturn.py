@@ -51,6 +51,7 @@ from bench.multiturn_workload import (  # noqa: E402
     system_prompt,
     user_message,
 )
+from bench.provenance import code_under_test  # noqa: E402
 
 
 def prompt_class(name: str, tokenizer: Any) -> type:
@@ -322,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(scenarios, args.device)
     report = {
         "benchmark": "multiturn",
+        "code": code_under_test(),
         "model": str(args.model),
         "device": args.device,
         "platform": platform.platform(),

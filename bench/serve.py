@@ -45,6 +45,7 @@ from bench.engine import (  # noqa: E402
     paired_ratio,
     run_fresh,
 )
+from bench.provenance import code_under_test  # noqa: E402
 from bench.stats import percentile  # noqa: E402
 from tests.fixtures.server import run_server  # noqa: E402
 
@@ -230,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "benchmark": "serve",
+        "code": code_under_test(),
         "model": str(model_dir),
         "new_tokens": args.new_tokens,
         "rounds": args.rounds,

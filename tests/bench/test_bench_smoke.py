@@ -39,6 +39,11 @@ def test_engine_benchmark_compares_every_mode(tiny_model_dir: Path, tmp_path: Pa
             rows[("at_once", n, "engine")]["tokens_per_s"] / ceiling["tokens_per_s"]
         )
     assert ("staggered", 1, "ceiling") not in rows
+    # the report names the code it measured: this checkout's package at this checkout's commit
+    assert report["code"]["this_checkout"]
+    assert report["code"]["chatstream"] == str(REPO / "service" / "chatstream")
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert report["code"]["commit"] == head.stdout.strip()
     assert "engine benchmark" in printed and "ceiling" in printed
 
 
@@ -54,6 +59,7 @@ def test_serve_benchmark_measures_http_against_in_process(tiny_model_dir: Path, 
     http, local = row["runs_tokens_per_s"], row["in_process_runs_tokens_per_s"]
     assert min(http) / max(local) <= row["ratio_to_in_process"] <= max(http) / min(local)
     assert row["healthz_probes"] > 0 and row["healthz_p99_ms"] > 0
+    assert report["code"]["this_checkout"]
     assert "chatstream serve" in printed
 
 
