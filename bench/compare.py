@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
+sys.path.insert(0, str(REPO))
+
+from bench.engine import RESULTS, paired_ratio  # noqa: E402
 
 
 def parse_side(text: str) -> tuple[str, Path, str]:
@@ -59,7 +61,6 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     base = next(iter(runs.values()))
     rows = []
     for label, results in runs.items():
-        ratios = [r["tokens_per_s"] / b["tokens_per_s"] for r, b in zip(results, base, strict=True)]
         rows.append(
             {
                 "side": label,
@@ -67,7 +68,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
                 "ttft_p50_ms": statistics.median(r["ttft_p50_ms"] for r in results),
                 "ttft_p99_ms": statistics.median(r["ttft_p99_ms"] for r in results),
                 "itl_p50_ms": statistics.median(r["itl_p50_ms"] for r in results),
-                "ratio_to_first": statistics.median(ratios),
+                "ratio_to_first": paired_ratio(results, base),
                 "runs_tokens_per_s": [r["tokens_per_s"] for r in results],
             }
         )

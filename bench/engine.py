@@ -288,12 +288,12 @@ def print_table(rows: list[dict[str, Any]], device: str) -> None:
     Console(width=max(160, Console().width)).print(table)
 
 
-def write_report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> Path:
+def write_report(args: argparse.Namespace, rows: list[dict[str, Any]], code: dict[str, Any]) -> Path:
     import torch
 
     report = {
         "benchmark": "engine",
-        "code": code_under_test(),
+        "code": code,
         "model": str(args.model),
         "parameters": rows[0]["parameters"],
         "device": args.device,
@@ -320,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.one:
         print(json.dumps(run_one(args)))
         return 0
+    code = code_under_test()  # before the runs: a warning about foreign code should not wait for them
     levels = [int(x) for x in args.n.split(",")]
     rows: list[dict[str, Any]] = []
     for arrival in args.arrivals.split(","):
@@ -328,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in levels:
             rows += measure_level(passthrough_args(args), modes, arrival, n, args.repeat)
     print_table(rows, args.device)
-    out = write_report(args, rows)
+    out = write_report(args, rows, code)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

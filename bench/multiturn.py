@@ -314,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.one:
         print(json.dumps(run_one(args)))
         return 0
+    code = code_under_test()  # before the runs: a warning about foreign code should not wait for them
     passthrough = passthrough_args(args)
     scenarios = []
     for spec in args.scenarios.split(","):
@@ -323,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(scenarios, args.device)
     report = {
         "benchmark": "multiturn",
-        "code": code_under_test(),
+        "code": code,
         "model": str(args.model),
         "device": args.device,
         "platform": platform.platform(),

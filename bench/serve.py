@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.new_tokens, args.rounds = "4", 32, 1
+    code = code_under_test()  # before the runs: a warning about foreign code should not wait for them
 
     from rich.console import Console
     from rich.table import Table
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "benchmark": "serve",
-        "code": code_under_test(),
+        "code": code,
         "model": str(model_dir),
         "new_tokens": args.new_tokens,
         "rounds": args.rounds,
