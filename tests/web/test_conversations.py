@@ -122,7 +122,8 @@ def test_rename_persists(page, sql_server):
     field.fill("Fruit notes")
     field.press("Enter")
     page.wait_for_function("() => !document.querySelector('.rename-input')")
-    assert titles(page) == ["Fruit notes"]
+    assert titles(page) == ["Fruit notes"]  # shown at once, while the save is still in flight
+    page.wait_for_function("() => !document.querySelector('#conversation-list li[aria-busy]')")
     assert [c["title"] for c in list_api(page, sql_server.url)] == ["Fruit notes"]
 
     # Escape cancels an edit

@@ -153,7 +153,13 @@ export class ConversationList {
       if (save && title && title !== li.dataset.title) {
         const previous = li.dataset.title;
         this.setTitle(li, title);
-        if (!(await this.handlers.rename(li.dataset.id, title))) this.setTitle(li, previous);
+        // shown at once; aria-busy says it is not saved yet (and rolls back if the save fails)
+        li.setAttribute("aria-busy", "true");
+        try {
+          if (!(await this.handlers.rename(li.dataset.id, title))) this.setTitle(li, previous);
+        } finally {
+          li.removeAttribute("aria-busy");
+        }
       }
     };
     input.addEventListener("keydown", (event) => {
